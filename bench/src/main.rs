@@ -1,0 +1,3 @@
+fn main() {
+    eprintln!("cube-bench: no scenarios yet; see bench/README.md");
+}

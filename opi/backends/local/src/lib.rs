@@ -1,0 +1,3 @@
+//! OPI backend running instances as local processes
+//!
+//! Filled in by its own issue; see ARCHITECTURE.md.

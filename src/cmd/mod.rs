@@ -1,0 +1,102 @@
+//! Subcommands. Each module turns its flags into a library config and calls the
+//! library's `run`; no service logic lives here.
+
+mod apps;
+mod cc_sim;
+mod opi;
+mod push;
+mod registry;
+mod sink;
+mod stager;
+mod up;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cube_runtime::telemetry::LogFormat;
+
+/// Cube runs Cloud Foundry apps on Kubernetes, Diego or local processes.
+#[derive(Debug, Parser)]
+#[command(name = "cube", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// YAML file with settings (keys are flag names; a subcommand's name as key holds
+    /// settings for that subcommand). Flags and CUBE_* variables take precedence.
+    #[arg(long, global = true, env = "CUBE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Log line format.
+    #[arg(long, global = true, env = "CUBE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `opi=debug,info`.
+    #[arg(long, global = true, env = "CUBE_LOG", default_value = "info")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run CC simulator, Sink, Registry, St8ge and OPI in one process: a local Cloud Foundry.
+    Up(up::Args),
+    /// Serve the Orchestrator Provider Interface over a scheduler backend.
+    Opi(opi::Args),
+    /// Converge the scheduler to what Cloud Controller desires.
+    Sink(sink::Args),
+    /// Serve the OCI registry that turns droplets into images.
+    Registry(registry::Args),
+    /// Serve St8ge, which stages apps as one-off scheduler tasks.
+    Stager(stager::Args),
+    /// Serve a simulator of Cloud Controller's internal APIs.
+    CcSim(cc_sim::Args),
+    /// Push an app directory to the (simulated) Cloud Controller, stage and start it.
+    Push(push::Args),
+    /// List apps with their state, instances and URLs.
+    Apps(apps::Args),
+}
+
+/// Runs the parsed command line and turns the outcome into an exit code.
+pub fn main(cli: Cli) -> ExitCode {
+    if let Err(error) = cube_runtime::telemetry::init(cli.log_format, &cli.log) {
+        eprintln!("error: {error}");
+        return ExitCode::from(2);
+    }
+    cube_runtime::install_crypto_provider();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            Command::Up(args) => up::run(args).await,
+            Command::Opi(args) => opi::run(args).await,
+            Command::Sink(args) => sink::run(args).await,
+            Command::Registry(args) => registry::run(args).await,
+            Command::Stager(args) => stager::run(args).await,
+            Command::CcSim(args) => cc_sim::run(args).await,
+            Command::Push(args) => push::run(args).await,
+            Command::Apps(args) => apps::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error for a subcommand whose issue has not landed yet: says so plainly
+/// instead of pretending to work.
+fn not_built(what: &str, issue: u32) -> anyhow::Error {
+    anyhow::anyhow!("`cube {what}` is not built yet (tracked in issue #{issue})")
+}
