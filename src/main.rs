@@ -5,7 +5,7 @@
 
 mod cmd;
 
-use clap::Parser;
+
 
 fn main() -> std::process::ExitCode {
     let cli: cmd::Cli = cube_runtime::config::parse();
