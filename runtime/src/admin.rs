@@ -135,7 +135,10 @@ async fn metrics(State(admin): State<AdminServer>) -> Response {
     let mut body = Vec::new();
     match TextEncoder::new().encode(&families, &mut body) {
         Ok(()) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
             body,
         )
             .into_response(),

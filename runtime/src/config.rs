@@ -133,14 +133,14 @@ fn apply_yaml(command: Command, yaml: &Value, path: &Path) -> Result<Command, Er
     for (key, value) in map {
         if value.is_object() && command.get_subcommands().any(|sub| sub.get_name() == key) {
             let mut failure = None;
-            command = command.mut_subcommand(key, |sub| match apply_yaml(sub.clone(), value, path)
-            {
-                Ok(sub) => sub,
-                Err(error) => {
-                    failure = Some(error);
-                    sub
-                }
-            });
+            command =
+                command.mut_subcommand(key, |sub| match apply_yaml(sub.clone(), value, path) {
+                    Ok(sub) => sub,
+                    Err(error) => {
+                        failure = Some(error);
+                        sub
+                    }
+                });
             if let Some(error) = failure {
                 return Err(match error {
                     Error::ConfigInvalid { path, message } => Error::ConfigInvalid {
@@ -323,7 +323,10 @@ mod tests {
         let err = parse(&["cube", "--config", file.path().to_str().unwrap(), "other"])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("in section `other`: unknown setting `backend`"), "{err}");
+        assert!(
+            err.contains("in section `other`: unknown setting `backend`"),
+            "{err}"
+        );
 
         let err = parse(&["cube", "--config", "/nonexistent/cube.yaml", "other"])
             .unwrap_err()

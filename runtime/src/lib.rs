@@ -15,7 +15,7 @@ pub mod error;
 pub mod shutdown;
 pub mod telemetry;
 
-pub use admin::{AdminServer, ReadyCheck, Readiness};
+pub use admin::{AdminServer, Readiness, ReadyCheck};
 pub use error::Error;
 pub use shutdown::Shutdown;
 

@@ -1,0 +1,112 @@
+//! The [`Scheduler`] trait: the whole contract a backend author implements.
+//!
+//! The OPI HTTP server validates every request before calling a backend, so
+//! methods receive domain types ([`DesiredLrp`], [`Task`], …) that are already
+//! in range. The conformance kit (`opi::conformance`, feature `conformance`)
+//! checks every rule written here; run it from your backend's tests.
+//!
+//! # Rules every backend follows
+//!
+//! - **CC owns what should run; the scheduler owns what runs now.** A backend
+//!   keeps no state it cannot rebuild from its scheduler: after a restart,
+//!   [`Scheduler::list`] must report every LRP desired before it.
+//! - **Idempotent writes.** Desiring the same LRP twice, or stopping one twice
+//!   (the second answers [`Error::NotFound`]), leaves the scheduler as the first
+//!   call did.
+//! - **Transient failures are [`Error::Unavailable`]**, so callers retry; a
+//!   half-finished write is completed by the next identical call.
+//! - **Secrets stay secret.** Environment values and registry passwords are
+//!   never logged and never returned by [`Scheduler::get`]'s public view.
+
+use futures::stream::BoxStream;
+
+use crate::Error;
+use crate::model::{
+    DesiredLrp, Event, Instance, LrpId, LrpUpdate, SchedulingInfo, Task, TaskStatus,
+};
+
+/// A scheduler backend: Kubernetes, Diego, local processes, memory, or yours.
+#[async_trait::async_trait]
+pub trait Scheduler: Send + Sync + 'static {
+    /// Makes `lrp` run with `lrp.instances` instances.
+    ///
+    /// - Idempotent: desiring an identical LRP again succeeds and changes nothing.
+    /// - Desiring an existing `lrp.id` with different content replaces it (CC
+    ///   re-desires when more than instances/routes changed).
+    /// - A *new version* of a process (same `id.guid`, new `id.version`) is a new
+    ///   LRP; the old version keeps running until it is stopped. Stopping the old
+    ///   version afterwards must never stop the new one.
+    /// - Errors: [`Error::NotSupported`] when this backend cannot run the
+    ///   lifecycle (e.g. docker images on the local backend);
+    ///   [`Error::Unavailable`] when the scheduler cannot be reached.
+    async fn desire(&self, lrp: DesiredLrp) -> Result<(), Error>;
+
+    /// Changes instances, routes and/or annotation of a desired LRP; fields that
+    /// are `None` stay as they are. Nothing else about the LRP changes.
+    ///
+    /// Errors: [`Error::NotFound`] when `id` is not desired.
+    async fn update(&self, id: &LrpId, update: LrpUpdate) -> Result<(), Error>;
+
+    /// The desired LRP as last desired and updated.
+    ///
+    /// Errors: [`Error::NotFound`] when `id` is not desired.
+    async fn get(&self, id: &LrpId) -> Result<DesiredLrp, Error>;
+
+    /// Every desired LRP, one entry each, in no particular order. The
+    /// `annotation` is the one last desired or updated, so the Sink can tell
+    /// which LRPs changed in CC.
+    async fn list(&self) -> Result<Vec<SchedulingInfo>, Error>;
+
+    /// Stops all instances of `id` and forgets it: afterwards `get(id)` is
+    /// [`Error::NotFound`] and `list` omits it. Other versions of the same
+    /// process are untouched.
+    ///
+    /// Errors: [`Error::NotFound`] when `id` is not desired.
+    async fn stop(&self, id: &LrpId) -> Result<(), Error>;
+
+    /// Stops the instance at `index`; the scheduler brings a fresh one up in
+    /// its place (the LRP's instance count does not change).
+    ///
+    /// Errors: [`Error::NotFound`] when `id` is not desired or `index` is not
+    /// below its instance count.
+    async fn stop_instance(&self, id: &LrpId, index: u32) -> Result<(), Error>;
+
+    /// The instances the scheduler knows for `id`, sorted by index, each with a
+    /// distinct index below the desired count. An instance is
+    /// [`crate::model::InstanceState::Running`] only once its health check passes.
+    ///
+    /// Errors: [`Error::NotFound`] when `id` is not desired.
+    async fn instances(&self, id: &LrpId) -> Result<Vec<Instance>, Error>;
+
+    /// Runs `task` once. When it finishes, an [`Event::TaskCompleted`] is emitted.
+    ///
+    /// Errors: [`Error::Conflict`] when a task with this guid exists already;
+    /// [`Error::NotSupported`] for a lifecycle the backend cannot run.
+    async fn desire_task(&self, task: Task) -> Result<(), Error>;
+
+    /// A task and its state. Completed tasks may be forgotten after a while.
+    ///
+    /// Errors: [`Error::NotFound`] for an unknown guid.
+    async fn get_task(&self, guid: &str) -> Result<TaskStatus, Error>;
+
+    /// All known tasks, in no particular order.
+    async fn list_tasks(&self) -> Result<Vec<TaskStatus>, Error>;
+
+    /// Cancels a task: it stops running and completes as failed with reason
+    /// `cancelled`, which is reported through [`Event::TaskCompleted`].
+    ///
+    /// Errors: [`Error::NotFound`] for an unknown guid.
+    async fn cancel_task(&self, guid: &str) -> Result<(), Error>;
+
+    /// A stream of events from now on: instance crashes (one per crash, with
+    /// index, reason, exit status, crash count and timestamp) and task
+    /// completions. Each call returns an independent subscription; a slow
+    /// subscriber may miss events but never blocks the backend.
+    fn events(&self) -> BoxStream<'static, Event>;
+
+    /// `Ok` when the backend can serve requests (caches synced, scheduler
+    /// reachable); otherwise why not. Drives `/readyz`.
+    async fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
