@@ -234,16 +234,10 @@ impl Forwarder {
         match &pending.event {
             Event::Crashed(crash) => {
                 // A retried crash of an LRP CC has stopped meanwhile is moot.
-                if pending.attempts > 0 {
-                    match scheduler.get(&crash.id).await {
-                        Err(Error::NotFound(_)) => {
-                            return Outcome::Drop(
-                                "no_longer_desired",
-                                format!("LRP {} is gone", crash.id),
-                            );
-                        }
-                        Ok(_) | Err(_) => {}
-                    }
+                if pending.attempts > 0
+                    && let Err(Error::NotFound(_)) = scheduler.get(&crash.id).await
+                {
+                    return Outcome::Drop("no_longer_desired", format!("LRP {} is gone", crash.id));
                 }
                 self.deliver_crash(crash).await
             }

@@ -30,6 +30,7 @@ pub mod http;
 pub mod memory;
 pub mod model;
 pub mod scheduler;
+pub mod service;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

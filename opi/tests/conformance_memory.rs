@@ -1,6 +1,8 @@
 //! The in-memory backend passes the OPI conformance kit — and shows backend
 //! authors how to run it.
 
+#![allow(clippy::unwrap_used)]
+
 use opi::Scheduler;
 use opi::conformance::{self, Harness, TaskOutcome};
 use opi::memory::MemoryScheduler;

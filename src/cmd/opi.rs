@@ -1,9 +1,104 @@
-//! `cube opi`.
+//! `cube opi`: serve the Orchestrator Provider Interface over a backend.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use cube_runtime::{ReadyCheck, Service};
+use opi::Scheduler;
+use opi::http::ApiConfig;
+use opi::service::ServiceConfig;
+
+/// Which scheduler runs the apps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// In memory: nothing really runs (tests, demos, trying the API).
+    Memory,
+    /// Kubernetes (StatefulSets, Jobs).
+    K8s,
+    /// Diego's BBS.
+    Diego,
+    /// Processes on this machine.
+    Local,
+}
 
 /// Flags of `cube opi`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Scheduler backend.
+    #[arg(long, value_enum, default_value = "memory")]
+    backend: Backend,
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    Err(super::not_built("opi", 3))
+    /// Address of the OPI API.
+    #[arg(long, default_value = "127.0.0.1:8085")]
+    listen: SocketAddr,
+
+    /// Address of the admin server (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:9085")]
+    admin_listen: SocketAddr,
+
+    /// Cloud Controller's internal API URL; crash and task events are reported
+    /// there (user:password@ in the URL is sent as Basic auth).
+    #[arg(long)]
+    cc_url: Option<reqwest::Url>,
+
+    /// Registry host[:port] that serves droplet images (shown in LRP images).
+    #[arg(long, default_value = "")]
+    registry: String,
+
+    /// Largest request body accepted, in bytes.
+    #[arg(long, default_value_t = opi::http::DEFAULT_MAX_BODY_BYTES)]
+    max_body_bytes: usize,
+}
+
+/// `/readyz` follows the backend's own readiness.
+struct BackendReady(Arc<dyn Scheduler>);
+
+#[async_trait::async_trait]
+impl ReadyCheck for BackendReady {
+    fn name(&self) -> &str {
+        "backend"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ready().await
+    }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let scheduler: Arc<dyn Scheduler> = match args.backend {
+        Backend::Memory => Arc::new(opi::memory::MemoryScheduler::new()),
+        Backend::K8s => return Err(super::not_built("opi --backend k8s", 4)),
+        Backend::Diego => return Err(super::not_built("opi --backend diego", 10)),
+        Backend::Local => return Err(super::not_built("opi --backend local", 9)),
+    };
+    let service = Service::from_signals();
+    service
+        .readiness
+        .add(Arc::new(BackendReady(scheduler.clone())));
+    let (admin_addr, admin) = service.spawn_admin(args.admin_listen).await?;
+    let listener = cube_runtime::bind(args.listen).await?;
+    tracing::info!(
+        backend = ?args.backend,
+        api = %listener.local_addr()?,
+        admin = %admin_addr,
+        "cube opi started"
+    );
+    let config = ServiceConfig {
+        api: ApiConfig {
+            max_body_bytes: args.max_body_bytes,
+            registry: args.registry,
+        },
+        cc_url: args.cc_url,
+    };
+    opi::service::run(
+        config,
+        scheduler,
+        listener,
+        &service.metrics,
+        service.shutdown.clone(),
+    )
+    .await
+    .context("OPI service failed")?;
+    admin.await.context("admin server task failed")??;
+    Ok(())
 }

@@ -77,7 +77,8 @@ fn domain_to_wire_round_trips() {
 
 #[test]
 fn fields_are_named_in_errors() {
-    let cases: Vec<(Box<dyn Fn(&mut DesireLrpRequest)>, &str, &str)> = vec![
+    type Mutation = Box<dyn Fn(&mut DesireLrpRequest)>;
+    let cases: Vec<(Mutation, &str, &str)> = vec![
         (Box::new(|r| r.guid.clear()), "guid", "must not be empty"),
         (
             Box::new(|r| r.version = "../etc".into()),
