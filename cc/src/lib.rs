@@ -1,3 +1,27 @@
-//! Cloud Controller internal-API types, client and simulator
+//! Cloud Controller's internal APIs as Cube sees them.
 //!
-//! Filled in by its own issue; see ARCHITECTURE.md.
+//! - [`model`]: serde types for the CC side of every contract — the bulk API
+//!   (fingerprints, `DesireAppRequestFromCC`), the staging request CC sends to a
+//!   stager and the completion it expects back, crash and task callbacks, the
+//!   droplet upload job. Pure data, checked against fixtures of real payloads in
+//!   `cc/testdata/`.
+//! - [`client`]: a reqwest client for those APIs (Basic auth, rustls TLS with an
+//!   optional CA and client certificate, timeouts, retry with backoff on 5xx and
+//!   connect errors only).
+//! - [`sim`]: `cube cc-sim`, a simulator of exactly those APIs with persistent
+//!   state, plus a small JSON API that `cube push` drives.
+//! - [`push`]: the `cube push`/`apps`/`scale`/`stop`/`delete` logic against the
+//!   simulator.
+//!
+//! This crate stands alone: it does not depend on the `opi` crate, so the CC
+//! contract is defined once, here, from CC's point of view.
+
+pub mod client;
+mod error;
+pub mod guid;
+pub mod model;
+pub mod push;
+pub mod sim;
+
+pub use client::{Client, ClientConfig, RetryPolicy};
+pub use error::{Error, Result};

@@ -1,0 +1,421 @@
+//! A client for CC's internal APIs: what the Sink, St8ge and OPI call.
+//!
+//! - Basic auth from the config, or from a callback URL's userinfo (CC embeds
+//!   credentials in the URLs it hands out).
+//! - TLS through rustls (ring): an optional CA that replaces the platform roots,
+//!   and an optional client certificate for mTLS.
+//! - Connect and request timeouts.
+//! - Retries with exponential backoff on connect errors, timeouts and 5xx only;
+//!   a 4xx is returned at once.
+
+mod retry;
+pub mod urls;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+pub use retry::{Outcome, RetryPolicy, is_retryable};
+
+use crate::model::{
+    AppCrashed, BulkToken, CcErrorBody, DesireAppRequestFromCC, DesiredAppsPage, Fingerprint,
+    FingerprintsPage, Job, ProcessGuid, StagingCompletion, TaskCompleted,
+};
+use crate::{Error, Result};
+
+/// Default user for CC's internal API (and the simulator's).
+pub const DEFAULT_USER: &str = "internal_user";
+/// Default password for CC's internal API (and the simulator's).
+pub const DEFAULT_PASSWORD: &str = "internal_password";
+
+/// How to reach CC.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// CC's internal API base URL (`http://127.0.0.1:9022`).
+    pub base_url: String,
+    /// Basic auth user; `None` sends no credentials.
+    pub username: Option<String>,
+    /// Basic auth password.
+    pub password: Option<String>,
+    /// PEM CA bundle to trust instead of the platform roots.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate (chain) for mTLS; needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+    /// Time to establish a connection.
+    pub connect_timeout: Duration,
+    /// Time for a whole request, body included.
+    pub request_timeout: Duration,
+    /// Retries on 5xx and connect errors.
+    pub retry: RetryPolicy,
+}
+
+impl ClientConfig {
+    /// A config for `base_url` with the default credentials, no TLS extras, 5 s
+    /// connect and 60 s request timeouts and the default retry policy.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            username: Some(DEFAULT_USER.into()),
+            password: Some(DEFAULT_PASSWORD.into()),
+            ca_cert: None,
+            client_cert: None,
+            client_key: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(60),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// A CC internal-API client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: Url,
+    username: Option<String>,
+    password: Option<String>,
+    retry: RetryPolicy,
+}
+
+/// One request to send (possibly several times).
+enum Body<'a> {
+    None,
+    Json(Vec<u8>),
+    Droplet(&'a Bytes),
+}
+
+impl Client {
+    /// Builds a client; reads the CA and client certificate files now, so a
+    /// missing or bad file is reported at start-up, naming the file.
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        cube_runtime::install_crypto_provider();
+        let base = urls::parse(&config.base_url)?;
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .tls_backend_rustls();
+        if let Some(path) = &config.ca_cert {
+            let pem = read(path, "CA certificate")?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                Error::ClientSetup(format!("CA certificate {}: {e}", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(Error::ClientSetup(format!(
+                    "CA certificate {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        match (&config.client_cert, &config.client_key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read(cert, "client certificate")?;
+                pem.push(b'\n');
+                pem.extend(read(key, "client key")?);
+                let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    Error::ClientSetup(format!(
+                        "client certificate {} / key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+                builder = builder.identity(identity);
+            }
+            (None, None) => {}
+            _ => {
+                return Err(Error::ClientSetup(
+                    "a client certificate needs both a certificate and a key file".into(),
+                ));
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| Error::ClientSetup(e.to_string()))?;
+        Ok(Client {
+            http,
+            base,
+            username: config.username,
+            password: config.password,
+            retry: config.retry,
+        })
+    }
+
+    /// The base URL requests go to.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// One page of fingerprints after `token`.
+    pub async fn fingerprints_page(
+        &self,
+        batch_size: u32,
+        token: BulkToken,
+    ) -> Result<FingerprintsPage> {
+        let url = urls::bulk_apps(&self.base, batch_size, token, true);
+        self.json(Method::GET, url, Body::None).await
+    }
+
+    /// Walks every page of fingerprints, `batch_size` at a time, until CC answers
+    /// an empty page. Any failed page fails the walk: a partial list would make
+    /// the caller stop apps that still exist.
+    pub async fn fingerprints(&self, batch_size: u32) -> Result<Vec<Fingerprint>> {
+        let mut token = BulkToken::start();
+        let mut all = Vec::new();
+        loop {
+            let page = self.fingerprints_page(batch_size, token).await?;
+            if page.fingerprints.is_empty() {
+                return Ok(all);
+            }
+            if page.token.id.is_none() || page.token == token {
+                return Err(Error::Decode {
+                    method: "GET".into(),
+                    url: urls::redact(&urls::bulk_apps(&self.base, batch_size, token, true)),
+                    message: format!(
+                        "a non-empty page must advance the token, got {}",
+                        page.token.to_query_value()
+                    ),
+                });
+            }
+            all.extend(page.fingerprints);
+            token = page.token;
+        }
+    }
+
+    /// One page of full desired-app records after `token`.
+    pub async fn desired_apps_page(
+        &self,
+        batch_size: u32,
+        token: BulkToken,
+    ) -> Result<DesiredAppsPage> {
+        let url = urls::bulk_apps(&self.base, batch_size, token, false);
+        self.json(Method::GET, url, Body::None).await
+    }
+
+    /// Full records for `process_guids` (`POST /internal/bulk/apps`). Guids CC
+    /// does not know (deleted apps, old versions) are simply absent.
+    pub async fn desired_apps(
+        &self,
+        process_guids: &[ProcessGuid],
+    ) -> Result<Vec<DesireAppRequestFromCC>> {
+        let url = urls::join(&self.base, "/internal/bulk/apps");
+        self.json(Method::POST, url, json_body(&process_guids)?)
+            .await
+    }
+
+    /// Reports staging's outcome to the `completion_callback` CC gave.
+    pub async fn staging_completed(
+        &self,
+        completion_callback: &str,
+        completion: &StagingCompletion,
+    ) -> Result<()> {
+        let url = urls::parse(completion_callback)?;
+        self.send(Method::POST, url, json_body(completion)?)
+            .await
+            .map(drop)
+    }
+
+    /// Reports a crashed instance.
+    pub async fn app_crashed(&self, process_guid: &ProcessGuid, crash: &AppCrashed) -> Result<()> {
+        let path = format!("/internal/v4/apps/{process_guid}/crashed");
+        let url = urls::join(&self.base, &path);
+        self.send(Method::POST, url, json_body(crash)?).await.map(drop)
+    }
+
+    /// Reports a finished task to its `completion_callback`.
+    pub async fn task_completed(
+        &self,
+        completion_callback: &str,
+        completed: &TaskCompleted,
+    ) -> Result<()> {
+        let url = urls::parse(completion_callback)?;
+        self.send(Method::POST, url, json_body(completed)?)
+            .await
+            .map(drop)
+    }
+
+    /// Uploads a droplet to `droplet_upload_uri` (multipart field
+    /// `upload[droplet]`) and returns CC's job.
+    pub async fn upload_droplet(&self, droplet_upload_uri: &str, droplet: Bytes) -> Result<Job> {
+        let url = urls::parse(droplet_upload_uri)?;
+        self.json(Method::POST, url, Body::Droplet(&droplet)).await
+    }
+
+    /// Polls a job until it is finished or failed, at most `max_polls` times,
+    /// `interval` apart. A failed job is an error naming CC's reason.
+    pub async fn wait_for_job(&self, job: Job, interval: Duration, max_polls: u32) -> Result<Job> {
+        let mut job = job;
+        for _ in 0..max_polls {
+            match job.entity.status {
+                crate::model::JobStatus::Finished => return Ok(job),
+                crate::model::JobStatus::Failed => {
+                    return Err(Error::Status {
+                        method: "GET".into(),
+                        url: job.metadata.url.clone(),
+                        status: 200,
+                        body: format!(
+                            "job {} failed: {}",
+                            job.entity.guid,
+                            job.entity.error.as_deref().unwrap_or("no reason given")
+                        ),
+                    });
+                }
+                _ => {}
+            }
+            tokio::time::sleep(interval).await;
+            let url = match Url::parse(&job.metadata.url) {
+                Ok(url) => url,
+                // CC may answer with a path on itself.
+                Err(_) => urls::join(&self.base, &job.metadata.url),
+            };
+            job = self.json(Method::GET, url, Body::None).await?;
+        }
+        Err(Error::Unreachable {
+            method: "GET".into(),
+            url: job.metadata.url,
+            message: format!("job still {:?} after {max_polls} polls", job.entity.status),
+        })
+    }
+
+    /// Downloads a blob CC serves (a droplet from `droplet_uri`, app bits from
+    /// `app_bits_download_uri`).
+    pub async fn download(&self, uri: &str) -> Result<Bytes> {
+        let url = urls::parse(uri)?;
+        self.send(Method::GET, url, Body::None).await
+    }
+
+    async fn json<T: DeserializeOwned>(&self, method: Method, url: Url, body: Body<'_>) -> Result<T> {
+        let shown = urls::redact(&url);
+        let bytes = self.send(method.clone(), url, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+            method: method.to_string(),
+            url: shown,
+            message: e.to_string(),
+        })
+    }
+
+    /// Sends with retries; returns the body of a 2xx answer.
+    async fn send(&self, method: Method, url: Url, body: Body<'_>) -> Result<Bytes> {
+        let shown = urls::redact(&url);
+        let mut attempt = 1;
+        loop {
+            let (outcome, error) = match self.try_once(method.clone(), url.clone(), &body).await {
+                Ok(Ok(bytes)) => return Ok(bytes),
+                Ok(Err((status, text))) => (
+                    Outcome::Status(status.as_u16()),
+                    Error::Status {
+                        method: method.to_string(),
+                        url: shown.clone(),
+                        status: status.as_u16(),
+                        body: describe_error_body(&text),
+                    },
+                ),
+                Err(e) => (
+                    Outcome::NoAnswer,
+                    Error::Unreachable {
+                        method: method.to_string(),
+                        url: shown.clone(),
+                        message: describe_reqwest_error(&e),
+                    },
+                ),
+            };
+            match self.retry.backoff(attempt) {
+                Some(wait) if is_retryable(outcome) => {
+                    tracing::debug!(%method, url = %shown, attempt, %error, ?wait, "retrying CC request");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                _ => return Err(error),
+            }
+        }
+    }
+
+    /// One try: `Ok(Ok(body))` on 2xx, `Ok(Err((status, body)))` on another
+    /// status, `Err` when there was no answer.
+    async fn try_once(
+        &self,
+        method: Method,
+        url: Url,
+        body: &Body<'_>,
+    ) -> std::result::Result<std::result::Result<Bytes, (StatusCode, String)>, reqwest::Error> {
+        let has_userinfo = !url.username().is_empty();
+        let mut request = self.http.request(method, url);
+        if !has_userinfo && let Some(user) = &self.username {
+            request = request.basic_auth(user, self.password.as_ref());
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(bytes.clone()),
+            Body::Droplet(bytes) => {
+                let part = reqwest::multipart::Part::bytes(bytes.to_vec())
+                    .file_name("droplet.tgz")
+                    .mime_str("application/octet-stream")?;
+                request.multipart(reqwest::multipart::Form::new().part("upload[droplet]", part))
+            }
+        };
+        let response = request.send().await?;
+        let status = response.status();
+        let bytes = response.bytes().await?;
+        if status.is_success() {
+            Ok(Ok(bytes))
+        } else {
+            Ok(Err((status, String::from_utf8_lossy(&bytes).into_owned())))
+        }
+    }
+}
+
+fn json_body<T: Serialize + ?Sized>(value: &T) -> Result<Body<'static>> {
+    serde_json::to_vec(value)
+        .map(Body::Json)
+        .map_err(|e| Error::ClientSetup(format!("cannot encode request body: {e}")))
+}
+
+fn read(path: &PathBuf, what: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::ReadFile {
+        what,
+        path: path.clone(),
+        source,
+    })
+}
+
+/// CC's error description when the body is a CC error, else the body itself
+/// (cut short).
+fn describe_error_body(text: &str) -> String {
+    if let Ok(body) = serde_json::from_str::<CcErrorBody>(text) {
+        return format!("{}: {}", body.error_code, body.description);
+    }
+    let text = text.trim();
+    if text.chars().count() > 300 {
+        let cut: String = text.chars().take(300).collect();
+        format!("{cut}…")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// reqwest's error with its causes, which hold the useful part
+/// ("connection refused", "operation timed out").
+fn describe_reqwest_error(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "cannot connect".to_owned()
+    } else {
+        "request failed".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,303 @@
+//! `cube cc-sim`: a simulator of exactly the Cloud Controller APIs Cube uses.
+//!
+//! Internal API (HTTP Basic, default `internal_user`/`internal_password`):
+//! - `GET /internal/bulk/apps?batch_size=N[&format=fingerprint]&token={"id":N}`
+//!   and `POST /internal/bulk/apps` — see [`bulk`];
+//! - `POST /internal/v3/staging/{guid}/build_completed`,
+//!   `POST /internal/v4/apps/{process_guid}/crashed`,
+//!   `POST /internal/v4/tasks/{guid}/completed` — recorded, see [`callbacks`];
+//! - `POST /staging/v3/droplets/{guid}/upload` (and `/internal/v4/droplets/{guid}/upload`),
+//!   `GET /staging/jobs/{guid}` (and `/internal/v4/staging_jobs/{guid}`),
+//!   `GET /staging/packages/{guid}` — see [`blobs`].
+//!
+//! Without credentials: `GET /internal/v2/droplets/{app_guid}/{hash}/download`
+//! (CC's "perma" droplet URL), `GET /sim/events` and the JSON API of [`api`].
+//!
+//! State lives in the data directory ([`store`]); a restart loses nothing.
+
+pub mod api;
+mod atomic;
+pub mod auth;
+pub mod blobs;
+pub mod bulk;
+pub mod callbacks;
+pub mod desire;
+mod metrics;
+mod response;
+pub mod staging;
+pub mod state;
+pub mod store;
+pub mod view;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use url::Url;
+
+use crate::client::{DEFAULT_PASSWORD, DEFAULT_USER};
+use crate::{Error, Result};
+use metrics::Metrics;
+use store::Store;
+
+/// The largest upload (app bits, droplet) the simulator takes.
+pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024 * 1024;
+
+/// The image `--fake-apps` apps run by default.
+pub const DEFAULT_FAKE_APP_IMAGE: &str = "docker.io/library/busybox:1.36";
+
+/// How the simulator is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where state and blobs live.
+    pub data_dir: PathBuf,
+    /// St8ge's base URL; without it only Docker apps stage.
+    pub stager_url: Option<String>,
+    /// Seed this many started Docker apps (`fake-app-<i>`).
+    pub fake_apps: usize,
+    /// Image of the fake apps.
+    pub fake_app_image: String,
+    /// Basic auth user of the internal API.
+    pub username: String,
+    /// Basic auth password of the internal API.
+    pub password: String,
+    /// URL others reach the simulator at (callbacks, droplet URIs); default
+    /// `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// Domain of default routes (`<app>.<domain>`).
+    pub apps_domain: String,
+}
+
+impl Config {
+    /// Defaults for `data_dir`: no stager, no fake apps, default credentials.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Config {
+            data_dir: data_dir.into(),
+            stager_url: None,
+            fake_apps: 0,
+            fake_app_image: DEFAULT_FAKE_APP_IMAGE.into(),
+            username: DEFAULT_USER.into(),
+            password: DEFAULT_PASSWORD.into(),
+            public_url: None,
+            apps_domain: "localhost".into(),
+        }
+    }
+}
+
+/// A running simulator's shared state.
+pub struct Sim {
+    store: Store,
+    public_url: Url,
+    stager_url: Option<Url>,
+    username: String,
+    password: String,
+    apps_domain: String,
+    http: reqwest::Client,
+    metrics: Metrics,
+}
+
+impl Sim {
+    /// Opens the data directory, seeds fake apps and prepares the stager client.
+    /// `listen` is the bound address, the default public URL.
+    pub async fn open(
+        config: Config,
+        listen: std::net::SocketAddr,
+        registry: &prometheus::Registry,
+    ) -> Result<Arc<Self>> {
+        cube_runtime::install_crypto_provider();
+        let public_url = crate::client::urls::parse(
+            &config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{listen}")),
+        )?;
+        let stager_url = config
+            .stager_url
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(crate::client::urls::parse)
+            .transpose()?;
+        let data_dir = config.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || Store::open(&data_dir))
+            .await
+            .map_err(|e| Error::Io {
+                action: "open",
+                path: config.data_dir.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })??;
+        if config.fake_apps > 0 {
+            let now = now_micros();
+            let image = config.fake_app_image.clone();
+            let count = config.fake_apps;
+            let added = store
+                .update(|state| Ok(state.seed_fake_apps(count, &image, now)))
+                .await?;
+            tracing::info!(added, total = count, "seeded fake apps");
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Error::ClientSetup(e.to_string()))?;
+        let metrics = Metrics::register(registry)?;
+        let sim = Sim {
+            store,
+            public_url,
+            stager_url,
+            username: config.username,
+            password: config.password,
+            apps_domain: config.apps_domain,
+            http,
+            metrics,
+        };
+        sim.metrics.refresh(&sim.store.snapshot());
+        Ok(Arc::new(sim))
+    }
+
+    /// The routes.
+    pub fn router(self: &Arc<Self>) -> Router {
+        let expected = Arc::new(auth::basic_header(&self.username, &self.password));
+        let internal = Router::new()
+            .route("/internal/bulk/apps", get(bulk::get_apps).post(bulk::post_apps))
+            .route(
+                "/internal/v3/staging/{guid}/build_completed",
+                post(callbacks::build_completed),
+            )
+            .route(
+                "/internal/v4/apps/{process_guid}/crashed",
+                post(callbacks::app_crashed),
+            )
+            .route(
+                "/internal/v4/tasks/{task_guid}/completed",
+                post(callbacks::task_completed),
+            )
+            .route("/staging/v3/droplets/{guid}/upload", post(blobs::upload_droplet))
+            .route("/internal/v4/droplets/{guid}/upload", post(blobs::upload_droplet))
+            .route("/staging/jobs/{guid}", get(blobs::job))
+            .route("/internal/v4/staging_jobs/{guid}", get(blobs::job))
+            .route("/staging/packages/{guid}", get(blobs::download_package))
+            .route_layer(axum::middleware::from_fn_with_state(
+                expected,
+                auth::require_basic,
+            ));
+        let open = Router::new()
+            .route(
+                "/internal/v2/droplets/{app_guid}/{hash}/download",
+                get(blobs::download_droplet),
+            )
+            .route("/sim/events", get(callbacks::events))
+            .route("/sim/apps", get(api::list))
+            .route("/sim/apps/{name}", get(api::get).put(api::put).delete(api::delete))
+            .route("/sim/apps/{name}/bits", put(api::put_bits))
+            .route("/sim/apps/{name}/stage", post(api::stage))
+            .route("/sim/apps/{name}/start", post(api::start))
+            .route("/sim/apps/{name}/stop", post(api::stop))
+            .route("/sim/apps/{name}/scale", put(api::scale));
+        let sim = self.clone();
+        internal
+            .merge(open)
+            .fallback(|uri: axum::http::Uri| async move {
+                Error::not_found(format!("no route {}", uri.path()))
+            })
+            .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
+            .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
+                let sim = sim.clone();
+                async move {
+                    let response = next.run(req).await;
+                    sim.metrics.refresh(&sim.store.snapshot());
+                    response
+                }
+            }))
+            .with_state(self.clone())
+    }
+
+    /// A URL on this simulator that carries the internal-API credentials in its
+    /// userinfo, as CC's callback and blob URLs do.
+    pub fn internal_url(&self, path_and_query: &str) -> String {
+        let mut url = self.public_url.clone();
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (path_and_query, None),
+        };
+        url.set_path(path);
+        url.set_query(query);
+        let _ = url.set_username(&self.username);
+        let _ = url.set_password(Some(&self.password));
+        url.to_string()
+    }
+
+    /// The URL the simulator is reached at.
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    /// The persistent state.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// Runs the simulator on `listener` until the service shuts down.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    service: cube_runtime::Service,
+) -> Result<()> {
+    let addr = listener.local_addr().map_err(|source| Error::Io {
+        action: "read the address of",
+        path: PathBuf::from("listener"),
+        source,
+    })?;
+    let sim = Sim::open(config, addr, &service.metrics).await?;
+    let dir = sim.store.dir().to_owned();
+    service.readiness.add_fn("cc-sim data dir", move || {
+        match std::fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() && !meta.permissions().readonly() => Ok(()),
+            Ok(_) => Err(format!("{} is not a writable directory", dir.display())),
+            Err(e) => Err(format!("{}: {e}", dir.display())),
+        }
+    });
+    tracing::info!(%addr, public_url = %sim.public_url, "cc-sim serving");
+    cube_runtime::serve(listener, sim.router(), service.shutdown.clone()).await?;
+    Ok(())
+}
+
+/// Microseconds since the epoch.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// ISO 8601 (UTC, seconds) of a microsecond timestamp, as CC's presenters print.
+pub fn iso8601(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (h, m, s) = (rem / 3600, (rem % 3600) / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso8601_matches_known_dates() {
+        assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::iso8601(1_700_000_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(super::iso8601(951_782_400_000_000), "2000-02-29T00:00:00Z");
+    }
+}
