@@ -5,8 +5,6 @@
 
 mod cmd;
 
-
-
 fn main() -> std::process::ExitCode {
     let cli: cmd::Cli = cube_runtime::config::parse();
     cmd::main(cli)
