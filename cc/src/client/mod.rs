@@ -225,7 +225,9 @@ impl Client {
     pub async fn app_crashed(&self, process_guid: &ProcessGuid, crash: &AppCrashed) -> Result<()> {
         let path = format!("/internal/v4/apps/{process_guid}/crashed");
         let url = urls::join(&self.base, &path);
-        self.send(Method::POST, url, json_body(crash)?).await.map(drop)
+        self.send(Method::POST, url, json_body(crash)?)
+            .await
+            .map(drop)
     }
 
     /// Reports a finished task to its `completion_callback`.
@@ -290,7 +292,12 @@ impl Client {
         self.send(Method::GET, url, Body::None).await
     }
 
-    async fn json<T: DeserializeOwned>(&self, method: Method, url: Url, body: Body<'_>) -> Result<T> {
+    async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Body<'_>,
+    ) -> Result<T> {
         let shown = urls::redact(&url);
         let bytes = self.send(method.clone(), url, body).await?;
         serde_json::from_slice(&bytes).map_err(|e| Error::Decode {

@@ -15,7 +15,8 @@ fn fixture(name: &str) -> serde_json::Value {
 /// Reads the fixture as `T`, writes it back and compares the JSON.
 fn round_trip<T: DeserializeOwned + Serialize>(name: &str) -> T {
     let original = fixture(name);
-    let typed: T = serde_json::from_value(original.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let typed: T =
+        serde_json::from_value(original.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
     let written = serde_json::to_value(&typed).unwrap();
     assert_eq!(written, original, "{name} does not round-trip");
     typed
@@ -41,10 +42,20 @@ fn desired_apps() {
     );
     assert_eq!(buildpack.routing_info.http_routes[0].port, Some(8080));
     assert!(buildpack.droplet_hash.is_some() && buildpack.docker_image.is_none());
-    assert_eq!(buildpack.extra.len(), 0, "every field of a CC record is modelled");
+    assert_eq!(
+        buildpack.extra.len(),
+        0,
+        "every field of a CC record is modelled"
+    );
     let docker = &apps[1];
-    assert_eq!(docker.docker_image.as_deref(), Some("docker.io/library/nginx:1.27"));
-    assert_eq!(docker.health_check_http_endpoint.as_deref(), Some("/healthz"));
+    assert_eq!(
+        docker.docker_image.as_deref(),
+        Some("docker.io/library/nginx:1.27")
+    );
+    assert_eq!(
+        docker.health_check_http_endpoint.as_deref(),
+        Some("/healthz")
+    );
 }
 
 #[test]
@@ -68,15 +79,24 @@ fn staging_completions() {
         panic!("expected success")
     };
     assert_eq!(result.lifecycle_type, "buildpack");
-    assert_eq!(result.process_types["web"], "bundle exec rackup config.ru -p $PORT");
-    assert_eq!(result.lifecycle_metadata.detected_buildpack.as_deref(), Some("ruby"));
+    assert_eq!(
+        result.process_types["web"],
+        "bundle exec rackup config.ru -p $PORT"
+    );
+    assert_eq!(
+        result.lifecycle_metadata.detected_buildpack.as_deref(),
+        Some("ruby")
+    );
     assert!(result.extra.contains_key("sidecars"));
 
     let docker: StagingCompletion = round_trip("staging_completion_docker.json");
     assert!(matches!(docker, StagingCompletion::Succeeded(r) if r.lifecycle_type == "docker"));
 
     let failed: StagingCompletion = round_trip("staging_completion_error.json");
-    assert_eq!(failed, StagingCompletion::Failed(StagingError::staging("staging failed")));
+    assert_eq!(
+        failed,
+        StagingCompletion::Failed(StagingError::staging("staging failed"))
+    );
 }
 
 #[test]
@@ -90,7 +110,8 @@ fn raw_task_callbacks_are_read_like_cc_does() {
             message: "staging failed".into()
         })
     );
-    let inner = serde_json::to_string(&fixture("staging_completion_docker.json")["result"]).unwrap();
+    let inner =
+        serde_json::to_string(&fixture("staging_completion_docker.json")["result"]).unwrap();
     let ok: StagingCompletion = serde_json::from_value(serde_json::json!({
         "task_guid": "x", "failed": false, "failure_reason": "", "result": inner
     }))
@@ -104,7 +125,10 @@ fn raw_task_callbacks_are_read_like_cc_does() {
 
 #[test]
 fn failure_reasons_are_sanitized_like_cc() {
-    assert_eq!(StagingError::sanitized("Exited with status 222").id, "NoAppDetectedError");
+    assert_eq!(
+        StagingError::sanitized("Exited with status 222").id,
+        "NoAppDetectedError"
+    );
     assert_eq!(
         StagingError::sanitized("insufficient resources: memory"),
         StagingError {

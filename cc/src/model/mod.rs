@@ -26,7 +26,8 @@ pub use job::{Job, JobEntity, JobMetadata, JobStatus};
 pub use process_guid::ProcessGuid;
 pub use staging::{
     Buildpack, BuildpackStagingLifecycle, DetectedBuildpack, DockerStagingLifecycle,
-    LifecycleMetadata, StagingCompletion, StagingError, StagingLifecycle, StagingRequest, StagingResult,
+    LifecycleMetadata, StagingCompletion, StagingError, StagingLifecycle, StagingRequest,
+    StagingResult,
 };
 
 #[cfg(test)]

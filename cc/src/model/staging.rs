@@ -127,9 +127,7 @@ impl TryFrom<serde_json::Value> for StagingCompletion {
         };
         // The raw task-callback form CC's controller also accepts.
         if let Some(failed) = map.get("failed") {
-            let failed = failed
-                .as_bool()
-                .ok_or("field `failed` must be a boolean")?;
+            let failed = failed.as_bool().ok_or("field `failed` must be a boolean")?;
             if failed {
                 let reason = map
                     .get("failure_reason")

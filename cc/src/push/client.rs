@@ -45,7 +45,8 @@ impl SimClient {
 
     /// One app.
     pub async fn get(&self, name: &str) -> Result<AppView> {
-        self.call(Method::GET, &format!("/sim/apps/{name}"), None).await
+        self.call(Method::GET, &format!("/sim/apps/{name}"), None)
+            .await
     }
 
     /// Creates or updates an app.
@@ -65,8 +66,12 @@ impl SimClient {
     /// Asks the simulator to stage the app (through its stager).
     pub async fn stage(&self, name: &str, start: bool) -> Result<Build> {
         let query = if start { "?start=true" } else { "" };
-        self.call(Method::POST, &format!("/sim/apps/{name}/stage{query}"), None)
-            .await
+        self.call(
+            Method::POST,
+            &format!("/sim/apps/{name}/stage{query}"),
+            None,
+        )
+        .await
     }
 
     /// Starts an app.
@@ -111,7 +116,12 @@ impl SimClient {
         })
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<bytes::Bytes> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<bytes::Bytes> {
         let url = crate::client::urls::join(&self.base, path);
         let mut request = self.http.request(method, url);
         if let Some(body) = body {

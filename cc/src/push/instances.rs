@@ -62,9 +62,12 @@ impl OpiClient {
     pub async fn instances(&self, app: &AppView) -> Result<Vec<Instance>> {
         let path = format!("/apps/{}/{}/instances", app.guid, app.version);
         let url = crate::client::urls::join(&self.base, &path);
-        let response = self.http.get(url).send().await.map_err(|e| {
-            Error::Push(format!("cannot reach OPI at {}: {e}", self.base))
-        })?;
+        let response = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| Error::Push(format!("cannot reach OPI at {}: {e}", self.base)))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(Vec::new());
         }
@@ -104,7 +107,10 @@ impl OpiClient {
                 return Ok(instances);
             }
             if let Some(error) = instances.iter().find_map(|i| i.placement_error.clone()) {
-                return Err(Error::Push(format!("instances of {} cannot be placed: {error}", app.name)));
+                return Err(Error::Push(format!(
+                    "instances of {} cannot be placed: {error}",
+                    app.name
+                )));
             }
             if Instant::now() >= deadline {
                 return Err(Error::Push(format!(

@@ -123,9 +123,7 @@ pub async fn push(
     };
     say(format!(
         "   desired: {} instance(s) of {} (process {})",
-        app.instances,
-        app.name,
-        app.process_guid
+        app.instances, app.name, app.process_guid
     ));
     match opi {
         Some(opi) => {

@@ -29,7 +29,9 @@ pub fn zip_dir(dir: &Path) -> Result<(Vec<u8>, usize)> {
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
             .unix_permissions(mode);
-        writer.start_file(relative.as_str(), options).map_err(zip_error)?;
+        writer
+            .start_file(relative.as_str(), options)
+            .map_err(zip_error)?;
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             action: "read",
             path: path.clone(),
@@ -114,14 +116,19 @@ mod tests {
         assert_eq!(count, 2);
         assert!(bytes.starts_with(b"PK\x03\x04"));
         let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-        let mut names: Vec<_> = archive.file_names().map(|n| n.unwrap().into_owned()).collect();
+        let mut names: Vec<_> = archive
+            .file_names()
+            .map(|n| n.unwrap().into_owned())
+            .collect();
         names.sort();
         assert_eq!(names, ["app.rb", "lib/x.rb"]);
     }
 
     #[test]
     fn a_missing_dir_is_named() {
-        let err = zip_dir(Path::new("/nonexistent/app")).unwrap_err().to_string();
+        let err = zip_dir(Path::new("/nonexistent/app"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("/nonexistent/app"), "{err}");
     }
 }

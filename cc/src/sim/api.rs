@@ -32,7 +32,11 @@ use crate::{Error, Result};
 pub async fn list(State(sim): State<Arc<Sim>>) -> Json<AppList> {
     let state = sim.store.snapshot();
     Json(AppList {
-        apps: state.apps.values().map(|app| AppView::of(app, &state)).collect(),
+        apps: state
+            .apps
+            .values()
+            .map(|app| AppView::of(app, &state))
+            .collect(),
     })
 }
 
@@ -103,7 +107,9 @@ pub async fn put_bits(
         .update(|state| state.set_package(&name, stored, now))
         .await;
     if let Err(error) = result {
-        sim.store.remove_blobs(vec![sim.store.package_path(&package.guid)]).await;
+        sim.store
+            .remove_blobs(vec![sim.store.package_path(&package.guid)])
+            .await;
         return Err(error);
     }
     if let Some(previous) = previous {
@@ -126,7 +132,9 @@ pub async fn stage(
 /// `POST /sim/apps/{name}/start`.
 pub async fn start(State(sim): State<Arc<Sim>>, Path(name): Path<String>) -> Result<Json<AppView>> {
     let now = super::now_micros();
-    sim.store.update(|state| state.start_app(&name, now)).await?;
+    sim.store
+        .update(|state| state.start_app(&name, now))
+        .await?;
     view(&sim, &name)
 }
 

@@ -104,6 +104,10 @@ mod tests {
         let err = write(&blocked, b"new").unwrap_err().to_string();
         assert!(err.contains("blocked"), "{err}");
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        assert_eq!(remove_leftovers(dir.path()).unwrap(), 0, "temp file removed on failure");
+        assert_eq!(
+            remove_leftovers(dir.path()).unwrap(),
+            0,
+            "temp file removed on failure"
+        );
     }
 }

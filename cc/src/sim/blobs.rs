@@ -53,7 +53,9 @@ pub async fn upload_droplet(
         Error::message_parse(format!("multipart body has no `{DROPLET_FIELD}` field"))
     })?;
     if droplet.is_empty() {
-        return Err(Error::message_parse(format!("field `{DROPLET_FIELD}` is empty")));
+        return Err(Error::message_parse(format!(
+            "field `{DROPLET_FIELD}` is empty"
+        )));
     }
     // The blob first: if we crash now, the state does not point at it yet.
     let (sha256, size) = sim.store.put_droplet(&build_guid, droplet).await?;
@@ -128,11 +130,7 @@ pub async fn download_droplet(
         .store
         .read_blob(sim.store.droplet_path(&droplet.guid), "droplet")
         .await?;
-    Ok((
-        [(header::CONTENT_TYPE, "application/gzip")],
-        bytes,
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, "application/gzip")], bytes).into_response())
 }
 
 /// `GET /staging/packages/{guid}`: app bits for the stager.

@@ -130,7 +130,14 @@ mod tests {
         assert_eq!(q.last_id, 0);
         assert!(!q.fingerprint);
         let q = parse_query(Some("batch_size=5&format=fingerprint&token=%7B%7D")).unwrap();
-        assert_eq!(q, BulkQuery { batch_size: 5, last_id: 0, fingerprint: true });
+        assert_eq!(
+            q,
+            BulkQuery {
+                batch_size: 5,
+                last_id: 0,
+                fingerprint: true
+            }
+        );
     }
 
     proptest! {

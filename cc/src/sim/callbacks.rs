@@ -40,7 +40,10 @@ pub async fn build_completed(
             Ok(build_state)
         })
         .await?;
-    sim.metrics.callbacks.with_label_values(&["staging_completed"]).inc();
+    sim.metrics
+        .callbacks
+        .with_label_values(&["staging_completed"])
+        .inc();
     if state == BuildState::Failed {
         tracing::info!(build = %guid, "staging failed");
     }
@@ -65,7 +68,10 @@ pub async fn app_crashed(
             Ok(())
         })
         .await?;
-    sim.metrics.callbacks.with_label_values(&["app_crashed"]).inc();
+    sim.metrics
+        .callbacks
+        .with_label_values(&["app_crashed"])
+        .inc();
     Ok(Json(serde_json::json!({})))
 }
 
@@ -101,7 +107,10 @@ pub async fn task_completed(
             Ok(())
         })
         .await?;
-    sim.metrics.callbacks.with_label_values(&["task_completed"]).inc();
+    sim.metrics
+        .callbacks
+        .with_label_values(&["task_completed"])
+        .inc();
     Ok(Json(serde_json::json!({})))
 }
 

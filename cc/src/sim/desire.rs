@@ -28,7 +28,10 @@ pub fn desire_message(app: &App, public_url: &Url) -> DesireAppRequestFromCC {
             let hash = droplet.and_then(|d| d.hash.clone());
             let uri = hash.as_ref().map(|hash| {
                 let mut url = public_url.clone();
-                url.set_path(&format!("/internal/v2/droplets/{}/{hash}/download", app.guid));
+                url.set_path(&format!(
+                    "/internal/v2/droplets/{}/{hash}/download",
+                    app.guid
+                ));
                 url.to_string()
             });
             (uri, hash, None)
@@ -120,9 +123,13 @@ pub fn environment(app: &App) -> Vec<EnvironmentVariable> {
             value: "{}".into(),
         },
     ];
-    env.extend(app.environment.iter().map(|(name, value)| EnvironmentVariable {
-        name: name.clone(),
-        value: value.clone(),
-    }));
+    env.extend(
+        app.environment
+            .iter()
+            .map(|(name, value)| EnvironmentVariable {
+                name: name.clone(),
+                value: value.clone(),
+            }),
+    );
     env
 }

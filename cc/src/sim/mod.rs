@@ -24,8 +24,12 @@ pub mod callbacks;
 pub mod desire;
 mod metrics;
 mod response;
+#[cfg(test)]
+mod router_tests;
 pub mod staging;
 pub mod state;
+#[cfg(test)]
+mod state_tests;
 pub mod store;
 pub mod view;
 
@@ -161,7 +165,10 @@ impl Sim {
     pub fn router(self: &Arc<Self>) -> Router {
         let expected = Arc::new(auth::basic_header(&self.username, &self.password));
         let internal = Router::new()
-            .route("/internal/bulk/apps", get(bulk::get_apps).post(bulk::post_apps))
+            .route(
+                "/internal/bulk/apps",
+                get(bulk::get_apps).post(bulk::post_apps),
+            )
             .route(
                 "/internal/v3/staging/{guid}/build_completed",
                 post(callbacks::build_completed),
@@ -174,8 +181,14 @@ impl Sim {
                 "/internal/v4/tasks/{task_guid}/completed",
                 post(callbacks::task_completed),
             )
-            .route("/staging/v3/droplets/{guid}/upload", post(blobs::upload_droplet))
-            .route("/internal/v4/droplets/{guid}/upload", post(blobs::upload_droplet))
+            .route(
+                "/staging/v3/droplets/{guid}/upload",
+                post(blobs::upload_droplet),
+            )
+            .route(
+                "/internal/v4/droplets/{guid}/upload",
+                post(blobs::upload_droplet),
+            )
             .route("/staging/jobs/{guid}", get(blobs::job))
             .route("/internal/v4/staging_jobs/{guid}", get(blobs::job))
             .route("/staging/packages/{guid}", get(blobs::download_package))
@@ -190,7 +203,10 @@ impl Sim {
             )
             .route("/sim/events", get(callbacks::events))
             .route("/sim/apps", get(api::list))
-            .route("/sim/apps/{name}", get(api::get).put(api::put).delete(api::delete))
+            .route(
+                "/sim/apps/{name}",
+                get(api::get).put(api::put).delete(api::delete),
+            )
             .route("/sim/apps/{name}/bits", put(api::put_bits))
             .route("/sim/apps/{name}/stage", post(api::stage))
             .route("/sim/apps/{name}/start", post(api::start))
@@ -203,14 +219,16 @@ impl Sim {
                 Error::not_found(format!("no route {}", uri.path()))
             })
             .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
-            .layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
-                let sim = sim.clone();
-                async move {
-                    let response = next.run(req).await;
-                    sim.metrics.refresh(&sim.store.snapshot());
-                    response
-                }
-            }))
+            .layer(axum::middleware::from_fn(
+                move |req, next: axum::middleware::Next| {
+                    let sim = sim.clone();
+                    async move {
+                        let response = next.run(req).await;
+                        sim.metrics.refresh(&sim.store.snapshot());
+                        response
+                    }
+                },
+            ))
             .with_state(self.clone())
     }
 
@@ -253,13 +271,13 @@ pub async fn run(
     })?;
     let sim = Sim::open(config, addr, &service.metrics).await?;
     let dir = sim.store.dir().to_owned();
-    service.readiness.add_fn("cc-sim data dir", move || {
-        match std::fs::metadata(&dir) {
+    service
+        .readiness
+        .add_fn("cc-sim data dir", move || match std::fs::metadata(&dir) {
             Ok(meta) if meta.is_dir() && !meta.permissions().readonly() => Ok(()),
             Ok(_) => Err(format!("{} is not a writable directory", dir.display())),
             Err(e) => Err(format!("{}: {e}", dir.display())),
-        }
-    });
+        });
     tracing::info!(%addr, public_url = %sim.public_url, "cc-sim serving");
     cube_runtime::serve(listener, sim.router(), service.shutdown.clone()).await?;
     Ok(())
@@ -297,7 +315,10 @@ mod tests {
     #[test]
     fn iso8601_matches_known_dates() {
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");
-        assert_eq!(super::iso8601(1_700_000_000_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            super::iso8601(1_700_000_000_000_000),
+            "2023-11-14T22:13:20Z"
+        );
         assert_eq!(super::iso8601(951_782_400_000_000), "2000-02-29T00:00:00Z");
     }
 }

@@ -35,5 +35,6 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Err
     if bytes.is_empty() {
         return Err(Error::message_parse("Missing request body"));
     }
-    serde_json::from_slice(bytes).map_err(|e| Error::message_parse(format!("Request invalid due to parse error: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::message_parse(format!("Request invalid due to parse error: {e}")))
 }

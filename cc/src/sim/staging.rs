@@ -122,16 +122,27 @@ pub fn staging_request(sim: &Sim, app: &App, build: &Build) -> StagingRequest {
             buildpack_lifecycle: Some(BuildpackStagingLifecycle {
                 app_bits_download_uri: sim.internal_url(&format!(
                     "/staging/packages/{}",
-                    app.package.as_ref().map(|p| p.guid.as_str()).unwrap_or_default()
+                    app.package
+                        .as_ref()
+                        .map(|p| p.guid.as_str())
+                        .unwrap_or_default()
                 )),
                 droplet_upload_uri: sim
                     .internal_url(&format!("/staging/v3/droplets/{}/upload", build.guid)),
                 buildpacks: buildpacks
                     .iter()
                     .map(|name| Buildpack {
-                        name: if name.contains("://") { "custom".into() } else { name.clone() },
+                        name: if name.contains("://") {
+                            "custom".into()
+                        } else {
+                            name.clone()
+                        },
                         key: name.clone(),
-                        url: if name.contains("://") { name.clone() } else { String::new() },
+                        url: if name.contains("://") {
+                            name.clone()
+                        } else {
+                            String::new()
+                        },
                         // A buildpack the user named is used without detection.
                         skip_detect: true,
                     })

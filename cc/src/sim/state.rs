@@ -296,7 +296,11 @@ pub fn validate_name(name: &str) -> Result<()> {
     }
 }
 
-fn validate_sizes(instances: Option<u32>, memory_mb: Option<u64>, disk_mb: Option<u64>) -> Result<()> {
+fn validate_sizes(
+    instances: Option<u32>,
+    memory_mb: Option<u64>,
+    disk_mb: Option<u64>,
+) -> Result<()> {
     if let Some(n) = instances
         && n > MAX_INSTANCES
     {
@@ -405,7 +409,10 @@ impl State {
             }),
             (None, Some(buildpacks)) => Some(Lifecycle::Buildpack {
                 buildpacks: buildpacks.clone(),
-                stack: manifest.stack.clone().unwrap_or_else(|| "cflinuxfs4".into()),
+                stack: manifest
+                    .stack
+                    .clone()
+                    .unwrap_or_else(|| "cflinuxfs4".into()),
             }),
             (None, None) => None,
         };
