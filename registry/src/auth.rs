@@ -1,1 +1,275 @@
-//! stub
+//! Authentication: HTTP Basic against a users file, bearer tokens (static ones
+//! from the same file, or short-lived ones issued by `GET /v2/token`), and
+//! optional anonymous pull.
+//!
+//! The users file has one entry per line (`#` starts a comment):
+//!
+//! ```text
+//! user  <name> sha256:<hex sha256 of the password>
+//! token <name> sha256:<hex sha256 of the token>
+//! ```
+//!
+//! Only hashes are stored, so the file can be read by the registry without
+//! holding any secret. Secrets should be long random strings: the hash is a
+//! plain SHA-256, not a password-stretching function.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use crate::Error;
+use crate::digest::Digest;
+
+/// How long an issued token is valid.
+pub const TOKEN_TTL: Duration = Duration::from_secs(3600);
+
+/// What a request wants to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read (GET, HEAD).
+    Pull,
+    /// Write (POST, PUT, PATCH, DELETE).
+    Push,
+}
+
+/// The registry's credentials and policy.
+#[derive(Default)]
+pub struct Auth {
+    enabled: bool,
+    anonymous_pull: bool,
+    users: HashMap<String, String>,
+    tokens: HashMap<String, String>,
+    issued: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+fn hash(secret: &str) -> String {
+    Digest::of(secret.as_bytes()).hex().to_owned()
+}
+
+/// Compares without an early exit, so timing does not reveal the prefix.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Auth {
+    /// Everyone may do everything.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Reads a users file.
+    pub fn from_file(path: &Path, anonymous_pull: bool) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Config(format!("auth file {}: {e}", path.display())))?;
+        Self::parse(&text, anonymous_pull)
+            .map_err(|e| Error::Config(format!("auth file {}: {e}", path.display())))
+    }
+
+    /// Parses users-file text.
+    pub fn parse(text: &str, anonymous_pull: bool) -> Result<Self, String> {
+        let mut auth = Self {
+            enabled: true,
+            anonymous_pull,
+            ..Self::default()
+        };
+        for (number, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [kind, name, secret] = fields[..] else {
+                return Err(format!(
+                    "line {}: expected `user|token <name> sha256:<hex>`",
+                    number + 1
+                ));
+            };
+            let digest: Digest = secret
+                .parse()
+                .map_err(|e| format!("line {}: {e}", number + 1))?;
+            let hex = digest.hex().to_owned();
+            match kind {
+                "user" => auth.users.insert(name.to_owned(), hex),
+                "token" => auth.tokens.insert(hex, name.to_owned()),
+                other => return Err(format!("line {}: unknown entry kind {other:?}", number + 1)),
+            };
+        }
+        Ok(auth)
+    }
+
+    /// Whether credentials are required at all.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Who sent `authorization` (the `Authorization` header), if allowed to do
+    /// `action`. `Ok(None)` means anonymous and allowed.
+    pub fn check(
+        &self,
+        authorization: Option<&str>,
+        action: Action,
+    ) -> Result<Option<String>, Error> {
+        if !self.enabled {
+            return Ok(None);
+        }
+        match authorization {
+            None if self.anonymous_pull && action == Action::Pull => Ok(None),
+            None => Err(Error::Unauthorized),
+            Some(header) => self.identify(header).map(Some).ok_or(Error::Unauthorized),
+        }
+    }
+
+    fn identify(&self, header: &str) -> Option<String> {
+        let (scheme, value) = header.trim().split_once(' ')?;
+        let value = value.trim();
+        if scheme.eq_ignore_ascii_case("basic") {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(value)
+                .ok()?;
+            let decoded = String::from_utf8(decoded).ok()?;
+            let (user, password) = decoded.split_once(':')?;
+            let expected = self.users.get(user)?;
+            same(expected, &hash(password)).then(|| user.to_owned())
+        } else if scheme.eq_ignore_ascii_case("bearer") {
+            let hashed = hash(value);
+            if let Some(name) = self.tokens.get(&hashed) {
+                return Some(name.clone());
+            }
+            let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            issued.retain(|_, (_, expiry)| *expiry > now);
+            issued.get(&hashed).map(|(name, _)| name.clone())
+        } else {
+            None
+        }
+    }
+
+    /// Issues a bearer token to the holder of valid Basic credentials (or, with
+    /// anonymous pull, to anyone for pulling — such a token is not needed but
+    /// keeps token-flow clients happy).
+    pub fn issue_token(&self, authorization: Option<&str>) -> Result<(String, Duration), Error> {
+        let who = match authorization {
+            Some(header) if self.enabled => self.identify(header).ok_or(Error::Unauthorized)?,
+            None if self.enabled && !self.anonymous_pull => return Err(Error::Unauthorized),
+            _ => "anonymous".to_owned(),
+        };
+        let token = crate::store::fs::random_id() + &crate::store::fs::random_id();
+        if who != "anonymous" {
+            let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+            issued.insert(hash(&token), (who, Instant::now() + TOKEN_TTL));
+        }
+        Ok((token, TOKEN_TTL))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(user: &str, password: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+        )
+    }
+
+    fn file() -> String {
+        format!(
+            "# users\nuser alice sha256:{}\ntoken sink sha256:{}  # the Sink\n",
+            hash("wonderland"),
+            hash("s3cret-token")
+        )
+    }
+
+    #[test]
+    fn basic_and_static_bearer() {
+        let auth = Auth::parse(&file(), false).unwrap();
+        assert_eq!(
+            auth.check(Some(&basic("alice", "wonderland")), Action::Push)
+                .unwrap(),
+            Some("alice".into())
+        );
+        assert_eq!(
+            auth.check(Some("Bearer s3cret-token"), Action::Push)
+                .unwrap(),
+            Some("sink".into())
+        );
+        for bad in [
+            basic("alice", "wrong"),
+            basic("bob", "wonderland"),
+            "Bearer nope".into(),
+            "Digest x".into(),
+        ] {
+            assert!(
+                matches!(
+                    auth.check(Some(&bad), Action::Pull),
+                    Err(Error::Unauthorized)
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            auth.check(None, Action::Pull),
+            Err(Error::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn anonymous_pull_only_pulls() {
+        let auth = Auth::parse(&file(), true).unwrap();
+        assert_eq!(auth.check(None, Action::Pull).unwrap(), None);
+        assert!(matches!(
+            auth.check(None, Action::Push),
+            Err(Error::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn issued_tokens_work_until_they_expire() {
+        let auth = Auth::parse(&file(), false).unwrap();
+        assert!(matches!(auth.issue_token(None), Err(Error::Unauthorized)));
+        assert!(matches!(
+            auth.issue_token(Some(&basic("alice", "x"))),
+            Err(Error::Unauthorized)
+        ));
+        let (token, ttl) = auth
+            .issue_token(Some(&basic("alice", "wonderland")))
+            .unwrap();
+        assert_eq!(ttl, TOKEN_TTL);
+        let header = format!("Bearer {token}");
+        assert_eq!(
+            auth.check(Some(&header), Action::Push).unwrap(),
+            Some("alice".into())
+        );
+        // Expire it by hand: expiry is a deadline, not a sleep.
+        for (_, expiry) in auth.issued.lock().unwrap().values_mut() {
+            *expiry = Instant::now() - Duration::from_secs(1);
+        }
+        assert!(matches!(
+            auth.check(Some(&header), Action::Push),
+            Err(Error::Unauthorized)
+        ));
+    }
+
+    #[test]
+    fn bad_files_name_the_line() {
+        let unknown_kind = format!("admin x sha256:{}", hash("x"));
+        for (text, expected) in [
+            ("user alice", "line 1"),
+            ("\nuser alice md5:abc", "line 2"),
+            (unknown_kind.as_str(), "unknown entry kind"),
+        ] {
+            let error = Auth::parse(text, false).err().unwrap();
+            assert!(error.contains(expected), "{error}");
+        }
+        assert!(!Auth::disabled().enabled());
+        assert_eq!(Auth::disabled().check(None, Action::Push).unwrap(), None);
+    }
+}

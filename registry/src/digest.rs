@@ -52,16 +52,23 @@ impl FromStr for Digest {
             .split_once(':')
             .ok_or_else(|| invalid("digest must be `algorithm:hex`"))?;
         let algorithm_ok = !algorithm.is_empty()
-            && algorithm
-                .split(['+', '.', '_', '-'])
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            && algorithm.split(['+', '.', '_', '-']).all(|part| {
+                !part.is_empty()
+                    && part
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            });
         if !algorithm_ok {
             return Err(invalid("malformed digest algorithm"));
         }
         if algorithm != "sha256" {
             return Err(invalid("unsupported digest algorithm (only sha256)"));
         }
-        if encoded.len() != 64 || !encoded.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if encoded.len() != 64
+            || !encoded
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
             return Err(invalid("sha256 digest must be 64 lowercase hex characters"));
         }
         Ok(Self {

@@ -74,7 +74,8 @@ pub struct Layer {
 /// Re-roots a droplet entry path under [`ROOT`]. `Ok(None)` is the droplet root
 /// itself (`./`). Refuses absolute paths, `..` and non-UTF-8 names.
 pub fn reroot(path: &[u8]) -> Result<Option<String>, String> {
-    let text = std::str::from_utf8(path).map_err(|_| format!("entry name is not UTF-8: {path:?}"))?;
+    let text =
+        std::str::from_utf8(path).map_err(|_| format!("entry name is not UTF-8: {path:?}"))?;
     if text.starts_with('/') {
         return Err(format!("absolute path {text:?}"));
     }
@@ -111,7 +112,9 @@ impl Tree {
     pub fn enter(&mut self, path: &str, kind: EntryType) -> Result<(), String> {
         for parent in prefixes(path) {
             if self.symlinks.contains(parent) {
-                return Err(format!("entry {path:?} is written through the symlink {parent:?}"));
+                return Err(format!(
+                    "entry {path:?} is written through the symlink {parent:?}"
+                ));
             }
         }
         if kind == EntryType::Symlink && self.directories.contains(path) {
@@ -163,7 +166,9 @@ impl Tree {
                 ".." => {
                     let here = walk.join("/");
                     if self.symlinks.contains(&here) {
-                        return Err(format!("symlink {path:?} -> {target:?} climbs out of the symlink {here:?}"));
+                        return Err(format!(
+                            "symlink {path:?} -> {target:?} climbs out of the symlink {here:?}"
+                        ));
                     }
                     walk.pop().ok_or_else(escape)?;
                     self.directories.insert(here);
@@ -181,7 +186,9 @@ impl Tree {
             .map_err(|e| format!("hard link {path:?}: {e}"))?
             .ok_or_else(|| format!("hard link {path:?} points at the droplet root"))?;
         if !self.files.contains(&target) {
-            return Err(format!("hard link {path:?} -> {target:?} does not point at an earlier file"));
+            return Err(format!(
+                "hard link {path:?} -> {target:?} does not point at an earlier file"
+            ));
         }
         Ok(target)
     }
@@ -229,7 +236,10 @@ impl<R: Read> Read for Unpacked<R> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
         if self.read > self.limit {
-            let why = format!("droplet unpacks to more than the limit of {} bytes", self.limit);
+            let why = format!(
+                "droplet unpacks to more than the limit of {} bytes",
+                self.limit
+            );
             *self.tripped.borrow_mut() = Some(why.clone());
             return Err(io::Error::other(why));
         }
@@ -320,7 +330,9 @@ fn convert_inner<R: Read, W: Write>(
     home.set_entry_type(EntryType::Directory);
     home.set_mode(0o755);
     home.set_size(0);
-    builder.append_data(&mut home, "home/", io::empty()).map_err(write_err)?;
+    builder
+        .append_data(&mut home, "home/", io::empty())
+        .map_err(write_err)?;
     let mut root = vcap_header(EntryType::Directory, 0o755, 0, 0);
     builder
         .append_data(&mut root, format!("{ROOT}/"), io::empty())
@@ -349,7 +361,11 @@ fn convert_inner<R: Read, W: Write>(
         let mode = entry.header().mode().map_err(invalid)?;
         let mtime = entry.header().mtime().unwrap_or(0);
         let size = entry.header().size().map_err(invalid)?;
-        let kind = if kind == EntryType::Continuous { EntryType::Regular } else { kind };
+        let kind = if kind == EntryType::Continuous {
+            EntryType::Regular
+        } else {
+            kind
+        };
         if size > limits.max_unpacked {
             return Err(Error::TooLarge(format!(
                 "entry {path:?} declares {size} bytes; the limit is {}",
@@ -370,7 +386,10 @@ fn convert_inner<R: Read, W: Write>(
         match kind {
             EntryType::Regular if path == "staging_info.yml" && size <= MAX_STAGING_INFO => {
                 let mut data = Vec::with_capacity(size as usize);
-                (&mut entry).take(MAX_STAGING_INFO).read_to_end(&mut data).map_err(invalid)?;
+                (&mut entry)
+                    .take(MAX_STAGING_INFO)
+                    .read_to_end(&mut data)
+                    .map_err(invalid)?;
                 start_command = parse_start_command(&data);
                 let mut header = vcap_header(kind, mode, mtime, data.len() as u64);
                 builder
@@ -390,23 +409,28 @@ fn convert_inner<R: Read, W: Write>(
                     .map_err(write_err)?;
             }
             EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::DropletInvalid(format!("symlink {path:?} has no target")))?;
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    Error::DropletInvalid(format!("symlink {path:?} has no target"))
+                })?;
                 let target = std::str::from_utf8(&target)
-                    .map_err(|_| Error::DropletInvalid(format!("symlink {path:?} target is not UTF-8")))?
+                    .map_err(|_| {
+                        Error::DropletInvalid(format!("symlink {path:?} target is not UTF-8"))
+                    })?
                     .to_owned();
-                tree.check_symlink(&path, &target).map_err(Error::DropletInvalid)?;
+                tree.check_symlink(&path, &target)
+                    .map_err(Error::DropletInvalid)?;
                 let mut header = vcap_header(kind, 0o777, mtime, 0);
                 builder
                     .append_link(&mut header, &target_path, &target)
                     .map_err(write_err)?;
             }
             EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| Error::DropletInvalid(format!("hard link {path:?} has no target")))?;
-                let target = tree.check_hardlink(&path, &target).map_err(Error::DropletInvalid)?;
+                let target = entry.link_name_bytes().ok_or_else(|| {
+                    Error::DropletInvalid(format!("hard link {path:?} has no target"))
+                })?;
+                let target = tree
+                    .check_hardlink(&path, &target)
+                    .map_err(Error::DropletInvalid)?;
                 let mut header = vcap_header(kind, mode, mtime, 0);
                 builder
                     .append_link(&mut header, &target_path, format!("{ROOT}/{target}"))

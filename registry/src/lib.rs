@@ -19,13 +19,14 @@ pub mod error;
 pub mod gc;
 pub mod image;
 pub mod manifest;
+pub mod metrics;
 pub mod name;
 pub mod rootfs;
 pub mod server;
 pub mod store;
 
-// pub use config::Config;
+pub use config::Config;
 pub use digest::Digest;
 pub use error::Error;
 pub use name::{Name, Reference, Tag};
-// pub use server::run;
+pub use server::run;

@@ -34,7 +34,11 @@ pub struct Descriptor {
     /// Its size in bytes.
     pub size: u64,
     /// Artifact type (OCI 1.1), if any.
-    #[serde(rename = "artifactType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "artifactType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub artifact_type: Option<String>,
     /// Annotations, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,16 +105,18 @@ pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Parsed, Error> {
         (Some(header), _) => header.to_owned(),
         (None, Some(body)) if MEDIA_TYPES.contains(&body) => body.to_owned(),
         (None, Some(body)) => {
-            return Err(Error::ManifestInvalid(format!("unsupported mediaType {body}")));
+            return Err(Error::ManifestInvalid(format!(
+                "unsupported mediaType {body}"
+            )));
         }
         // OCI allows omitting mediaType: decide by shape.
         (None, None) if raw.manifests.is_some() => OCI_INDEX.to_owned(),
         (None, None) => OCI_MANIFEST.to_owned(),
     };
     let digest = |d: &Descriptor| -> Result<Digest, Error> {
-        d.digest
-            .parse()
-            .map_err(|_| Error::ManifestInvalid(format!("descriptor digest {:?} is invalid", d.digest)))
+        d.digest.parse().map_err(|_| {
+            Error::ManifestInvalid(format!("descriptor digest {:?} is invalid", d.digest))
+        })
     };
     let is_index = media_type == OCI_INDEX || media_type == DOCKER_LIST;
     let mut blobs = Vec::new();
@@ -191,14 +197,23 @@ mod tests {
     fn refuses_mismatch_and_garbage() {
         let (c, l) = (Digest::of(b"{}"), Digest::of(b"abc"));
         let body = image(&c, &l);
-        assert!(matches!(parse(Some(OCI_INDEX), body.as_bytes()), Err(Error::ManifestInvalid(_))));
-        assert!(matches!(parse(None, b"not json"), Err(Error::ManifestInvalid(_))));
+        assert!(matches!(
+            parse(Some(OCI_INDEX), body.as_bytes()),
+            Err(Error::ManifestInvalid(_))
+        ));
+        assert!(matches!(
+            parse(None, b"not json"),
+            Err(Error::ManifestInvalid(_))
+        ));
         assert!(matches!(
             parse(None, br#"{"schemaVersion":1,"name":"x"}"#),
             Err(Error::ManifestInvalid(_))
         ));
         let bad_digest = body.replace(&l.to_string(), "sha256:nothex");
-        assert!(matches!(parse(None, bad_digest.as_bytes()), Err(Error::ManifestInvalid(_))));
+        assert!(matches!(
+            parse(None, bad_digest.as_bytes()),
+            Err(Error::ManifestInvalid(_))
+        ));
         assert!(matches!(
             parse(None, &vec![b' '; MAX_MANIFEST_BYTES + 1]),
             Err(Error::TooLarge(_))

@@ -171,7 +171,10 @@ mod tests {
             "a b",
             &"a".repeat(256),
         ] {
-            assert!(matches!(Name::parse(bad), Err(Error::NameInvalid(_))), "{bad}");
+            assert!(
+                matches!(Name::parse(bad), Err(Error::NameInvalid(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -182,9 +185,18 @@ mod tests {
             Reference::parse(&Digest::of(b"x").to_string()),
             Ok(Reference::Digest(_))
         ));
-        assert!(matches!(Reference::parse(".hidden"), Err(Error::ReferenceInvalid(_))));
-        assert!(matches!(Reference::parse(&"t".repeat(129)), Err(Error::ReferenceInvalid(_))));
-        assert!(matches!(Reference::parse("sha256:zz"), Err(Error::DigestInvalid(_))));
+        assert!(matches!(
+            Reference::parse(".hidden"),
+            Err(Error::ReferenceInvalid(_))
+        ));
+        assert!(matches!(
+            Reference::parse(&"t".repeat(129)),
+            Err(Error::ReferenceInvalid(_))
+        ));
+        assert!(matches!(
+            Reference::parse("sha256:zz"),
+            Err(Error::DigestInvalid(_))
+        ));
     }
 
     proptest! {

@@ -56,7 +56,10 @@ fn good() -> Vec<u8> {
         E::Symlink("./app/current", "lib"),
         E::Symlink("./app/home", "/home/vcap/app"),
         E::Hardlink("./app/lib/y.so", "./app/lib/x.so"),
-        E::File("./staging_info.yml", br#"{"detected_buildpack":"binary","start_command":"./run.sh"}"#),
+        E::File(
+            "./staging_info.yml",
+            br#"{"detected_buildpack":"binary","start_command":"./run.sh"}"#,
+        ),
     ])
 }
 
@@ -71,7 +74,9 @@ fn reroots_a_droplet_under_home_vcap_owned_by_vcap() {
     assert_eq!(layer.start_command.as_deref(), Some("./run.sh"));
 
     let mut plain = Vec::new();
-    GzDecoder::new(out.as_slice()).read_to_end(&mut plain).unwrap();
+    GzDecoder::new(out.as_slice())
+        .read_to_end(&mut plain)
+        .unwrap();
     assert_eq!(layer.diff_id, Digest::of(&plain));
 
     let mut archive = tar::Archive::new(plain.as_slice());
@@ -81,7 +86,11 @@ fn reroots_a_droplet_under_home_vcap_owned_by_vcap() {
         let path = entry.path().unwrap().to_string_lossy().into_owned();
         let header = entry.header();
         if path != "home/" {
-            assert_eq!((header.uid().unwrap(), header.gid().unwrap()), (2000, 2000), "{path}");
+            assert_eq!(
+                (header.uid().unwrap(), header.gid().unwrap()),
+                (2000, 2000),
+                "{path}"
+            );
             assert_eq!(header.username().unwrap(), Some("vcap"));
         }
         if path == "home/vcap/app/run.sh" {
@@ -90,7 +99,10 @@ fn reroots_a_droplet_under_home_vcap_owned_by_vcap() {
             assert_eq!(body, "#!/bin/sh\necho hi\n");
         }
         if path == "home/vcap/app/lib/y.so" {
-            assert_eq!(entry.link_name().unwrap().unwrap().to_str(), Some("home/vcap/app/lib/x.so"));
+            assert_eq!(
+                entry.link_name().unwrap().unwrap().to_str(),
+                Some("home/vcap/app/lib/x.so")
+            );
         }
         seen.push(path);
     }
@@ -133,47 +145,80 @@ fn refuses_hostile_entries() {
         (vec![E::File("../etc/passwd", b"x")], "`..`"),
         (vec![E::File("app/../../x", b"x")], "`..`"),
         (vec![E::File("/etc/passwd", b"x")], "absolute"),
-        (vec![E::Symlink("app/evil", "../../..")], "leaves the droplet root"),
+        (
+            vec![E::Symlink("app/evil", "../../..")],
+            "leaves the droplet root",
+        ),
         (vec![E::Symlink("evil", "..")], "leaves the droplet root"),
         (vec![E::Symlink("etc", "/etc")], "leaves the droplet root"),
-        (vec![E::Symlink("v", "/home/vcapx")], "leaves the droplet root"),
+        (
+            vec![E::Symlink("v", "/home/vcapx")],
+            "leaves the droplet root",
+        ),
         (vec![E::File("a", b"x"), E::Hardlink("b", "../a")], "`..`"),
         (vec![E::Hardlink("b", "/etc/shadow")], "absolute"),
         (vec![E::Hardlink("b", "nothing")], "earlier file"),
-        (vec![E::Special("dev/sda", EntryType::Block)], "block device"),
+        (
+            vec![E::Special("dev/sda", EntryType::Block)],
+            "block device",
+        ),
         (vec![E::Special("tty", EntryType::Char)], "character device"),
         (vec![E::Special("pipe", EntryType::Fifo)], "FIFO"),
         (vec![E::File("a", b"x"), E::File("./a", b"y")], "duplicate"),
-        (vec![E::Symlink("l", "/home/vcap/app"), E::File("l/x", b"x")], "through the symlink"),
-        (vec![E::Symlink("a", "/home/vcap"), E::Symlink("b", "a/..")], "climbs out"),
-        (vec![E::Symlink("b", "q/.."), E::Symlink("q", "/home/vcap")], "replaces a directory"),
+        (
+            vec![E::Symlink("l", "/home/vcap/app"), E::File("l/x", b"x")],
+            "through the symlink",
+        ),
+        (
+            vec![E::Symlink("a", "/home/vcap"), E::Symlink("b", "a/..")],
+            "climbs out",
+        ),
+        (
+            vec![E::Symlink("b", "q/.."), E::Symlink("q", "/home/vcap")],
+            "replaces a directory",
+        ),
     ];
     for (entries, expected) in cases {
         let why = refused(&entries);
-        assert!(why.contains(expected), "{why:?} should mention {expected:?}");
+        assert!(
+            why.contains(expected),
+            "{why:?} should mention {expected:?}"
+        );
     }
 }
 
 #[test]
 fn refuses_what_is_not_a_tgz() {
     for bad in [b"plain text, not gzip".to_vec(), Vec::new()] {
-        assert!(matches!(run(&bad, &Limits::default()), Err(Error::DropletInvalid(_))));
+        assert!(matches!(
+            run(&bad, &Limits::default()),
+            Err(Error::DropletInvalid(_))
+        ));
     }
     let mut truncated = good();
     truncated.truncate(truncated.len() / 2);
-    assert!(matches!(run(&truncated, &Limits::default()), Err(Error::DropletInvalid(_))));
+    assert!(matches!(
+        run(&truncated, &Limits::default()),
+        Err(Error::DropletInvalid(_))
+    ));
 }
 
 #[test]
 fn stops_gzip_bombs_and_oversized_droplets() {
     let zeros = vec![0u8; 8 << 20];
     let bomb = tgz(&[E::File("app/zeros", &zeros)]);
-    assert!(bomb.len() < 64 << 10, "the bomb compresses well: {}", bomb.len());
+    assert!(
+        bomb.len() < 64 << 10,
+        "the bomb compresses well: {}",
+        bomb.len()
+    );
     let limits = Limits {
         max_unpacked: 1 << 20,
         ..Limits::default()
     };
-    let Err(Error::TooLarge(why)) = run(&bomb, &limits) else { panic!("bomb accepted") };
+    let Err(Error::TooLarge(why)) = run(&bomb, &limits) else {
+        panic!("bomb accepted")
+    };
     assert!(why.contains("limit"), "{why}");
 
     let limits = Limits {

@@ -110,8 +110,8 @@ impl Backend for FsBackend {
     }
 
     async fn read(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        let data = absent_is_none(tokio::fs::read(self.path(key)).await)
-            .map_err(io_error("read", key))?;
+        let data =
+            absent_is_none(tokio::fs::read(self.path(key)).await).map_err(io_error("read", key))?;
         Ok(data.map(Bytes::from))
     }
 

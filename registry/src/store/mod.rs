@@ -55,7 +55,10 @@ fn layer_link(name: &Name, digest: &Digest) -> String {
 }
 
 fn revision_key(name: &Name, digest: &Digest) -> String {
-    format!("repositories/{name}/_manifests/revisions/sha256/{}", digest.hex())
+    format!(
+        "repositories/{name}/_manifests/revisions/sha256/{}",
+        digest.hex()
+    )
 }
 
 fn tags_prefix(name: &Name) -> String {
@@ -75,7 +78,11 @@ pub fn digest_of_key(key: &str) -> Option<Digest> {
 impl Store {
     /// A store over `backend`, with temp files and uploads under `data_dir`.
     /// Leftover temp files of an earlier crash are removed.
-    pub async fn open(data_dir: &Path, backend: Arc<dyn Backend>, max_blob_bytes: u64) -> Result<Self, Error> {
+    pub async fn open(
+        data_dir: &Path,
+        backend: Arc<dyn Backend>,
+        max_blob_bytes: u64,
+    ) -> Result<Self, Error> {
         let tmp = data_dir.join("_tmp");
         let uploads = data_dir.join("_uploads");
         let _ = tokio::fs::remove_dir_all(&tmp).await;
@@ -136,8 +143,16 @@ impl Store {
 
     /// Size of a blob that belongs to `name` (as a layer/config or a manifest).
     pub async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>, Error> {
-        let linked = self.backend.head(&layer_link(name, digest)).await?.is_some()
-            || self.backend.head(&revision_key(name, digest)).await?.is_some();
+        let linked = self
+            .backend
+            .head(&layer_link(name, digest))
+            .await?
+            .is_some()
+            || self
+                .backend
+                .head(&revision_key(name, digest))
+                .await?
+                .is_some();
         if !linked {
             return Ok(None);
         }
@@ -159,7 +174,9 @@ impl Store {
     /// Links an existing blob into `name` (after upload, or a cross-repo mount).
     /// Rewriting the link refreshes its age, which protects it from gc.
     pub async fn link_blob(&self, name: &Name, digest: &Digest) -> Result<(), Error> {
-        self.backend.put_bytes(&layer_link(name, digest), Bytes::new()).await
+        self.backend
+            .put_bytes(&layer_link(name, digest), Bytes::new())
+            .await
     }
 
     /// Removes a blob from `name`; its content stays until gc. `false` if it was
@@ -234,7 +251,10 @@ impl Store {
     ) -> Result<Digest, Error> {
         let digest = self.put_small_blob(body).await?;
         self.backend
-            .put_bytes(&revision_key(name, &digest), Bytes::from(media_type.to_owned()))
+            .put_bytes(
+                &revision_key(name, &digest),
+                Bytes::from(media_type.to_owned()),
+            )
             .await?;
         if let Some(tag) = tag {
             self.backend
@@ -257,7 +277,11 @@ impl Store {
     }
 
     /// The media type of a manifest in `name`, `None` if it is not there.
-    pub async fn manifest_media_type(&self, name: &Name, digest: &Digest) -> Result<Option<String>, Error> {
+    pub async fn manifest_media_type(
+        &self,
+        name: &Name,
+        digest: &Digest,
+    ) -> Result<Option<String>, Error> {
         Ok(self
             .backend
             .read(&revision_key(name, digest))
@@ -266,15 +290,18 @@ impl Store {
     }
 
     /// A manifest's media type and content.
-    pub async fn manifest(&self, name: &Name, digest: &Digest) -> Result<Option<(String, Bytes)>, Error> {
+    pub async fn manifest(
+        &self,
+        name: &Name,
+        digest: &Digest,
+    ) -> Result<Option<(String, Bytes)>, Error> {
         let Some(media_type) = self.manifest_media_type(name, digest).await? else {
             return Ok(None);
         };
-        let body = self
-            .backend
-            .read(&blob_key(digest))
-            .await?
-            .ok_or_else(|| Error::Storage(format!("manifest {digest} of {name} has no content")))?;
+        let body =
+            self.backend.read(&blob_key(digest)).await?.ok_or_else(|| {
+                Error::Storage(format!("manifest {digest} of {name} has no content"))
+            })?;
         Ok(Some((media_type, body)))
     }
 
@@ -374,10 +401,13 @@ async fn write_stream(
     let mut written = 0u64;
     let mut out = tokio::io::BufWriter::with_capacity(256 * 1024, file);
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| Error::UploadInvalid(format!("reading the request body: {e}")))?;
+        let chunk =
+            chunk.map_err(|e| Error::UploadInvalid(format!("reading the request body: {e}")))?;
         written += chunk.len() as u64;
         if start + written > limit {
-            return Err(Error::TooLarge(format!("blob exceeds the limit of {limit} bytes")));
+            return Err(Error::TooLarge(format!(
+                "blob exceeds the limit of {limit} bytes"
+            )));
         }
         hasher.update(&chunk);
         out.write_all(&chunk).await.map_err(io)?;

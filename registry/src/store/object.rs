@@ -40,9 +40,9 @@ impl ObjectBackend {
     /// An S3-compatible store from a `s3://bucket/prefix` URL; credentials,
     /// region and endpoint come from the usual `AWS_*` environment variables.
     pub fn s3(url: &str) -> Result<Self, Error> {
-        let parsed = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| Error::Config(format!("object store URL must start with s3://: {url}")))?;
+        let parsed = url.strip_prefix("s3://").ok_or_else(|| {
+            Error::Config(format!("object store URL must start with s3://: {url}"))
+        })?;
         let (bucket, prefix) = parsed.split_once('/').unwrap_or((parsed, ""));
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -88,7 +88,8 @@ fn absent_is_none<T>(result: object_store::Result<T>) -> object_store::Result<Op
 #[async_trait::async_trait]
 impl Backend for ObjectBackend {
     async fn head(&self, key: &str) -> Result<Option<Meta>, Error> {
-        let meta = absent_is_none(self.store.head(&self.path(key)).await).map_err(err("head", key))?;
+        let meta =
+            absent_is_none(self.store.head(&self.path(key)).await).map_err(err("head", key))?;
         Ok(meta.map(|m| Meta {
             key: key.to_owned(),
             size: m.size,
@@ -111,7 +112,9 @@ impl Backend for ObjectBackend {
     }
 
     async fn read(&self, key: &str) -> Result<Option<Bytes>, Error> {
-        let Some(result) = absent_is_none(self.store.get(&self.path(key)).await).map_err(err("get", key))? else {
+        let Some(result) =
+            absent_is_none(self.store.get(&self.path(key)).await).map_err(err("get", key))?
+        else {
             return Ok(None);
         };
         absent_is_none(result.bytes().await).map_err(err("read", key))

@@ -28,7 +28,11 @@ struct Busy<'a> {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        let mut sessions = self.store.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let mut sessions = self
+            .store
+            .sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         sessions.busy.remove(&self.id);
     }
 }
@@ -48,7 +52,9 @@ impl Store {
         let dir = self.upload_dir(&id);
         let io = |e: std::io::Error| Error::storage(format!("create upload {}", dir.display()), e);
         tokio::fs::create_dir_all(&dir).await.map_err(io)?;
-        tokio::fs::write(dir.join("name"), name.as_str()).await.map_err(io)?;
+        tokio::fs::write(dir.join("name"), name.as_str())
+            .await
+            .map_err(io)?;
         tokio::fs::write(dir.join("data"), b"").await.map_err(io)?;
         Ok(id)
     }
@@ -60,11 +66,15 @@ impl Store {
             return Err(unknown());
         }
         let dir = self.upload_dir(id);
-        let owner = tokio::fs::read_to_string(dir.join("name")).await.map_err(|_| unknown())?;
+        let owner = tokio::fs::read_to_string(dir.join("name"))
+            .await
+            .map_err(|_| unknown())?;
         if owner != name.as_str() {
             return Err(unknown());
         }
-        let meta = tokio::fs::metadata(dir.join("data")).await.map_err(|_| unknown())?;
+        let meta = tokio::fs::metadata(dir.join("data"))
+            .await
+            .map_err(|_| unknown())?;
         Ok(meta.len())
     }
 
@@ -187,7 +197,12 @@ impl Store {
             let data = entry.path().join("data");
             let modified = match tokio::fs::metadata(&data).await {
                 Ok(meta) => meta.modified().unwrap_or(now),
-                Err(_) => entry.metadata().await.ok().and_then(|m| m.modified().ok()).unwrap_or(now),
+                Err(_) => entry
+                    .metadata()
+                    .await
+                    .ok()
+                    .and_then(|m| m.modified().ok())
+                    .unwrap_or(now),
             };
             if now.duration_since(modified).unwrap_or_default() > age {
                 let _ = tokio::fs::remove_dir_all(entry.path()).await;

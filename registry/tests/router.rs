@@ -1,0 +1,606 @@
+//! The OCI API through `tower::ServiceExt::oneshot`: reads, pushes, errors.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use common::*;
+use registry::{Config, Digest};
+
+async fn fresh() -> (tempfile::TempDir, axum::Router, registry::api::Shared) {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, state) = registry(Config::new(dir.path())).await;
+    (dir, router, state)
+}
+
+#[tokio::test]
+async fn base_answers_with_the_api_version() {
+    let (_dir, router, _) = fresh().await;
+    let reply = get(&router, "/v2/").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.header("docker-distribution-api-version"),
+        "registry/2.0"
+    );
+}
+
+#[tokio::test]
+async fn monolithic_blob_push_then_head_get_and_range() {
+    let (_dir, router, _) = fresh().await;
+    let data = b"0123456789";
+    let digest = push_blob(&router, "lib/x", data).await;
+
+    let head = send(
+        &router,
+        Method::HEAD,
+        &format!("/v2/lib/x/blobs/{digest}"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.header("content-length"), "10");
+    assert_eq!(head.header("docker-content-digest"), digest.to_string());
+    assert!(head.body.is_empty());
+
+    let full = get(&router, &format!("/v2/lib/x/blobs/{digest}")).await;
+    assert_eq!(full.body.as_ref(), data);
+
+    let part = send(
+        &router,
+        Method::GET,
+        &format!("/v2/lib/x/blobs/{digest}"),
+        &[("range", "bytes=2-4")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.header("content-range"), "bytes 2-4/10");
+    assert_eq!(part.body.as_ref(), b"234");
+
+    let bad = send(
+        &router,
+        Method::GET,
+        &format!("/v2/lib/x/blobs/{digest}"),
+        &[("range", "bytes=20-")],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(bad.status, StatusCode::RANGE_NOT_SATISFIABLE);
+
+    // Other repositories do not see it.
+    let other = get(&router, &format!("/v2/lib/y/blobs/{digest}")).await;
+    assert_eq!(
+        (other.status, other.code().as_str()),
+        (StatusCode::NOT_FOUND, "BLOB_UNKNOWN")
+    );
+}
+
+#[tokio::test]
+async fn digest_mismatch_stores_nothing() {
+    let (_dir, router, state) = fresh().await;
+    let claimed = Digest::of(b"something else");
+    let reply = send(
+        &router,
+        Method::POST,
+        &format!("/v2/a/blobs/uploads/?digest={claimed}"),
+        &[],
+        b"actual".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+    );
+    assert_eq!(state.store.blob_size_global(&claimed).await.unwrap(), None);
+    assert_eq!(
+        state
+            .store
+            .blob_size_global(&Digest::of(b"actual"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn chunked_upload_checks_order_and_digest() {
+    let (_dir, router, _) = fresh().await;
+    let start = send(
+        &router,
+        Method::POST,
+        "/v2/a/b/blobs/uploads/",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(start.status, StatusCode::ACCEPTED);
+    let location = start.header("location").to_owned();
+    assert!(location.starts_with("/v2/a/b/blobs/uploads/"), "{location}");
+
+    let first = send(
+        &router,
+        Method::PATCH,
+        &location,
+        &[("content-range", "0-2")],
+        b"abc".to_vec(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    assert_eq!(first.header("range"), "0-2");
+
+    let out_of_order = send(
+        &router,
+        Method::PATCH,
+        &location,
+        &[("content-range", "5-6")],
+        b"xy".to_vec(),
+    )
+    .await;
+    assert_eq!(out_of_order.status, StatusCode::RANGE_NOT_SATISFIABLE);
+
+    let second = send(&router, Method::PATCH, &location, &[], b"def".to_vec()).await;
+    assert_eq!(second.header("range"), "0-5");
+    let status = get(&router, &location).await;
+    assert_eq!(status.status, StatusCode::NO_CONTENT);
+    assert_eq!(status.header("range"), "0-5");
+
+    let wrong = Digest::of(b"abcdefg");
+    let reply = send(
+        &router,
+        Method::PUT,
+        &format!("{location}?digest={wrong}"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+    );
+
+    let digest = Digest::of(b"abcdefg");
+    let done = send(
+        &router,
+        Method::PUT,
+        &format!("{location}?digest={digest}"),
+        &[],
+        b"g".to_vec(),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::CREATED);
+    assert_eq!(done.header("location"), format!("/v2/a/b/blobs/{digest}"));
+    assert_eq!(
+        get(&router, &format!("/v2/a/b/blobs/{digest}"))
+            .await
+            .body
+            .as_ref(),
+        b"abcdefg"
+    );
+    // The session is gone.
+    assert_eq!(get(&router, &location).await.code(), "BLOB_UPLOAD_UNKNOWN");
+}
+
+#[tokio::test]
+async fn cancelled_and_foreign_uploads_are_unknown() {
+    let (_dir, router, _) = fresh().await;
+    let start = send(
+        &router,
+        Method::POST,
+        "/v2/a/blobs/uploads/",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    let location = start.header("location").to_owned();
+    let foreign = location.replace("/v2/a/", "/v2/other/");
+    assert_eq!(get(&router, &foreign).await.code(), "BLOB_UPLOAD_UNKNOWN");
+    let cancel = send(&router, Method::DELETE, &location, &[], Body::empty()).await;
+    assert_eq!(cancel.status, StatusCode::NO_CONTENT);
+    assert_eq!(get(&router, &location).await.code(), "BLOB_UPLOAD_UNKNOWN");
+    assert_eq!(
+        get(&router, "/v2/a/blobs/uploads/../../etc")
+            .await
+            .status
+            .as_u16()
+            / 100,
+        4
+    );
+}
+
+#[tokio::test]
+async fn manifests_need_their_blobs_then_serve_by_tag_and_digest() {
+    let (_dir, router, _) = fresh().await;
+    let (config, layer) = (b"{}".as_slice(), b"layer".as_slice());
+    let manifest = image_manifest(config, &[layer]);
+    let digest = Digest::of(&manifest);
+
+    let early = send(
+        &router,
+        Method::PUT,
+        "/v2/app/manifests/v1",
+        &[("content-type", OCI_MANIFEST)],
+        manifest.clone(),
+    )
+    .await;
+    assert_eq!(
+        (early.status, early.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN")
+    );
+
+    push_blob(&router, "app", config).await;
+    push_blob(&router, "app", layer).await;
+    let put = send(
+        &router,
+        Method::PUT,
+        "/v2/app/manifests/v1",
+        &[("content-type", OCI_MANIFEST)],
+        manifest.clone(),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    assert_eq!(put.header("docker-content-digest"), digest.to_string());
+
+    for reference in ["v1".to_owned(), digest.to_string()] {
+        let reply = get(&router, &format!("/v2/app/manifests/{reference}")).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.header("content-type"), OCI_MANIFEST);
+        assert_eq!(reply.header("docker-content-digest"), digest.to_string());
+        assert_eq!(reply.body.as_ref(), manifest.as_slice());
+    }
+    let head = send(
+        &router,
+        Method::HEAD,
+        "/v2/app/manifests/v1",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(head.header("content-length"), manifest.len().to_string());
+    assert!(head.body.is_empty());
+
+    // Pushing by digest must match the content.
+    let wrong = send(
+        &router,
+        Method::PUT,
+        &format!("/v2/app/manifests/{}", Digest::of(b"x")),
+        &[("content-type", OCI_MANIFEST)],
+        manifest.clone(),
+    )
+    .await;
+    assert_eq!(wrong.code(), "DIGEST_INVALID");
+
+    // Content-Type must agree with the body's mediaType.
+    let mismatch = send(
+        &router,
+        Method::PUT,
+        "/v2/app/manifests/v2",
+        &[("content-type", "application/vnd.oci.image.index.v1+json")],
+        manifest.clone(),
+    )
+    .await;
+    assert_eq!(mismatch.code(), "MANIFEST_INVALID");
+
+    // Delete the tag, then the manifest.
+    let untag = send(
+        &router,
+        Method::DELETE,
+        "/v2/app/manifests/v1",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(untag.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        get(&router, "/v2/app/manifests/v1").await.code(),
+        "MANIFEST_UNKNOWN"
+    );
+    assert_eq!(
+        get(&router, &format!("/v2/app/manifests/{digest}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let delete = send(
+        &router,
+        Method::DELETE,
+        &format!("/v2/app/manifests/{digest}"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(delete.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        get(&router, &format!("/v2/app/manifests/{digest}"))
+            .await
+            .code(),
+        "MANIFEST_UNKNOWN"
+    );
+}
+
+#[tokio::test]
+async fn docker_schema2_and_index_manifests() {
+    let (_dir, router, _) = fresh().await;
+    let config = b"{\"docker\":1}".as_slice();
+    push_blob(&router, "d", config).await;
+    let docker = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json", "digest": Digest::of(config).to_string(), "size": config.len()},
+        "layers": [],
+    }))
+    .unwrap();
+    let put = send(
+        &router,
+        Method::PUT,
+        "/v2/d/manifests/amd64",
+        &[(
+            "content-type",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
+        docker.clone(),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let list = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+        "manifests": [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": Digest::of(&docker).to_string(), "size": docker.len(), "platform": {"architecture": "amd64", "os": "linux"}}],
+    }))
+    .unwrap();
+    let put = send(
+        &router,
+        Method::PUT,
+        "/v2/d/manifests/latest",
+        &[(
+            "content-type",
+            "application/vnd.docker.distribution.manifest.list.v2+json",
+        )],
+        list,
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let reply = get(&router, "/v2/d/manifests/latest").await;
+    assert_eq!(
+        reply.header("content-type"),
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let reply = get(&router, "/v2/d/manifests/amd64").await;
+    assert_eq!(
+        reply.header("content-type"),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+
+    // An index pointing at a manifest the repository lacks is refused.
+    let dangling = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": Digest::of(b"nope").to_string(), "size": 4}],
+    }))
+    .unwrap();
+    let put = send(
+        &router,
+        Method::PUT,
+        "/v2/d/manifests/bad",
+        &[("content-type", "application/vnd.oci.image.index.v1+json")],
+        dangling,
+    )
+    .await;
+    assert_eq!(put.code(), "MANIFEST_BLOB_UNKNOWN");
+}
+
+#[tokio::test]
+async fn tags_and_catalog_paginate() {
+    let (_dir, router, _) = fresh().await;
+    let config = b"{}".as_slice();
+    let manifest = image_manifest(config, &[]);
+    for repo in ["r/a", "r/b", "r/c"] {
+        push_blob(&router, repo, config).await;
+        for tag in ["t1", "t2", "t3"] {
+            let put = send(
+                &router,
+                Method::PUT,
+                &format!("/v2/{repo}/manifests/{tag}"),
+                &[("content-type", OCI_MANIFEST)],
+                manifest.clone(),
+            )
+            .await;
+            assert_eq!(put.status, StatusCode::CREATED);
+        }
+    }
+    let all = get(&router, "/v2/r/b/tags/list").await.json();
+    assert_eq!(
+        all,
+        serde_json::json!({"name": "r/b", "tags": ["t1", "t2", "t3"]})
+    );
+    let first = get(&router, "/v2/r/b/tags/list?n=2").await;
+    assert_eq!(first.json()["tags"], serde_json::json!(["t1", "t2"]));
+    assert_eq!(
+        first.header("link"),
+        "</v2/r/b/tags/list?last=t2&n=2>; rel=\"next\""
+    );
+    let rest = get(&router, "/v2/r/b/tags/list?n=2&last=t2").await;
+    assert_eq!(rest.json()["tags"], serde_json::json!(["t3"]));
+    assert!(rest.headers.get("link").is_none());
+
+    let catalog = get(&router, "/v2/_catalog?n=2").await;
+    assert_eq!(
+        catalog.json()["repositories"],
+        serde_json::json!(["r/a", "r/b"])
+    );
+    assert!(catalog.header("link").contains("last=r/b"));
+    let rest = get(&router, "/v2/_catalog?last=r%2Fb").await;
+    assert_eq!(rest.json()["repositories"], serde_json::json!(["r/c"]));
+
+    let unknown = get(&router, "/v2/nope/tags/list").await;
+    assert_eq!(
+        (unknown.status, unknown.code().as_str()),
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN")
+    );
+}
+
+#[tokio::test]
+async fn invalid_names_references_and_digests_are_named() {
+    let (_dir, router, _) = fresh().await;
+    let cases = [
+        ("/v2/Upper/manifests/latest", "NAME_INVALID"),
+        ("/v2/a/manifests/-bad-tag", "MANIFEST_INVALID"),
+        ("/v2/a/manifests/sha256:1234", "DIGEST_INVALID"),
+        ("/v2/a/blobs/md5:abc", "DIGEST_INVALID"),
+        ("/v2/a/manifests/latest", "MANIFEST_UNKNOWN"),
+        (
+            &format!("/v2/a/blobs/{}", Digest::of(b"none")),
+            "BLOB_UNKNOWN",
+        ),
+    ];
+    for (uri, code) in cases {
+        let reply = get(&router, uri).await;
+        assert_eq!(reply.code(), code, "{uri}");
+        assert!(reply.json()["errors"][0]["message"].as_str().unwrap().len() > 10);
+    }
+    let reply = send(
+        &router,
+        Method::PATCH,
+        "/v2/a/manifests/latest",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED")
+    );
+    let reply = send(
+        &router,
+        Method::PUT,
+        "/v2/a/manifests/latest",
+        &[("content-type", OCI_MANIFEST)],
+        b"{not json".to_vec(),
+    )
+    .await;
+    assert_eq!(reply.code(), "MANIFEST_INVALID");
+}
+
+#[tokio::test]
+async fn cross_repository_mount() {
+    let (_dir, router, _) = fresh().await;
+    let digest = push_blob(&router, "source", b"shared layer").await;
+    let mounted = send(
+        &router,
+        Method::POST,
+        &format!("/v2/target/blobs/uploads/?mount={digest}&from=source"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(mounted.status, StatusCode::CREATED);
+    assert_eq!(
+        mounted.header("location"),
+        format!("/v2/target/blobs/{digest}")
+    );
+    assert_eq!(
+        get(&router, &format!("/v2/target/blobs/{digest}"))
+            .await
+            .body
+            .as_ref(),
+        b"shared layer"
+    );
+
+    // Not in `from`: an ordinary upload starts instead.
+    let fallback = send(
+        &router,
+        Method::POST,
+        &format!("/v2/target/blobs/uploads/?mount={digest}&from=elsewhere"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(fallback.status, StatusCode::ACCEPTED);
+
+    // Deleting from one repository leaves the other's copy.
+    let delete = send(
+        &router,
+        Method::DELETE,
+        &format!("/v2/target/blobs/{digest}"),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(delete.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        get(&router, &format!("/v2/target/blobs/{digest}"))
+            .await
+            .code(),
+        "BLOB_UNKNOWN"
+    );
+    assert_eq!(
+        get(&router, &format!("/v2/source/blobs/{digest}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn referrers_list_manifests_with_a_subject() {
+    let (_dir, router, _) = fresh().await;
+    let config = b"{}".as_slice();
+    push_blob(&router, "app", config).await;
+    let subject = image_manifest(config, &[]);
+    let subject_digest = Digest::of(&subject);
+    send(
+        &router,
+        Method::PUT,
+        "/v2/app/manifests/v1",
+        &[("content-type", OCI_MANIFEST)],
+        subject.clone(),
+    )
+    .await;
+
+    let empty_config = b"{}".as_slice();
+    let signature = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": "application/vnd.example.signature",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": Digest::of(empty_config).to_string(), "size": 2},
+        "layers": [],
+        "subject": {"mediaType": OCI_MANIFEST, "digest": subject_digest.to_string(), "size": subject.len()},
+        "annotations": {"signed-by": "test"},
+    }))
+    .unwrap();
+    let put = send(
+        &router,
+        Method::PUT,
+        &format!("/v2/app/manifests/{}", Digest::of(&signature)),
+        &[("content-type", OCI_MANIFEST)],
+        signature.clone(),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    assert_eq!(put.header("oci-subject"), subject_digest.to_string());
+
+    let referrers = get(&router, &format!("/v2/app/referrers/{subject_digest}")).await;
+    assert_eq!(
+        referrers.header("content-type"),
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let list = referrers.json();
+    assert_eq!(list["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        list["manifests"][0]["digest"],
+        Digest::of(&signature).to_string()
+    );
+    assert_eq!(
+        list["manifests"][0]["artifactType"],
+        "application/vnd.example.signature"
+    );
+    assert_eq!(list["manifests"][0]["annotations"]["signed-by"], "test");
+
+    let filtered = get(
+        &router,
+        &format!("/v2/app/referrers/{subject_digest}?artifactType=other"),
+    )
+    .await;
+    assert_eq!(filtered.header("oci-filters-applied"), "artifactType");
+    assert_eq!(filtered.json()["manifests"], serde_json::json!([]));
+}
