@@ -6,13 +6,17 @@ use url::Url;
 use crate::model::BulkToken;
 use crate::{Error, Result};
 
-/// Joins `path` (absolute, starting with `/`) onto `base`, keeping any path
-/// prefix of `base` (`https://cc.example.com/prefix`).
+/// Joins `path` (absolute, starting with `/`, optionally with `?query`) onto
+/// `base`, keeping any path prefix of `base` (`https://cc.example.com/prefix`).
 pub fn join(base: &Url, path: &str) -> Url {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    };
     let mut url = base.clone();
     let prefix = base.path().trim_end_matches('/');
     url.set_path(&format!("{prefix}{path}"));
-    url.set_query(None);
+    url.set_query(query);
     url
 }
 
@@ -80,6 +84,9 @@ mod tests {
         let base = Url::parse("https://u:secret@cc.example.com/prefix/").unwrap();
         let url = join(&base, "/internal/bulk/apps");
         assert_eq!(url.path(), "/prefix/internal/bulk/apps");
+        let url = join(&base, "/sim/apps/x/stage?start=true");
+        assert_eq!(url.path(), "/prefix/sim/apps/x/stage");
+        assert_eq!(url.query(), Some("start=true"));
         assert!(!redact(&url).contains("secret"));
         assert!(!redact_text("nonsense://u:secret@").contains("secret"));
     }

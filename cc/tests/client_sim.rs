@@ -1,0 +1,477 @@
+//! The client against the simulator (and against deliberately broken servers),
+//! all on 127.0.0.1 with ports chosen by the OS.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path as AxumPath, RawQuery, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use cc::model::{BulkToken, StagingCompletion, StagingError, StagingRequest};
+use cc::push::{PushOptions, SimClient};
+use cc::sim::state::{AppManifest, Scale};
+use cc::{Client, ClientConfig, Error, RetryPolicy};
+use cube_runtime::{Service, Shutdown};
+
+struct RunningSim {
+    url: String,
+    shutdown: Shutdown,
+    task: tokio::task::JoinHandle<cc::Result<()>>,
+}
+
+impl RunningSim {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("sim stops within 30s")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+async fn start_sim(dir: &Path, configure: impl FnOnce(&mut cc::sim::Config)) -> RunningSim {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = cc::sim::Config::new(dir);
+    configure(&mut config);
+    let shutdown = Shutdown::new();
+    let service = Service::new(shutdown.clone());
+    let task = tokio::spawn(cc::sim::run(config, listener, service));
+    RunningSim {
+        url: format!("http://{addr}"),
+        shutdown,
+        task,
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 3,
+        initial_backoff: Duration::from_millis(1),
+        max_backoff: Duration::from_millis(5),
+    }
+}
+
+fn client(url: &str) -> Client {
+    let mut config = ClientConfig::new(url);
+    config.retry = fast_retry();
+    Client::new(config).unwrap()
+}
+
+async fn serve(router: Router) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+#[tokio::test]
+async fn walks_ten_thousand_apps_in_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), |c| c.fake_apps = 10_000).await;
+    let cc = client(&sim.url);
+    let fingerprints = cc.fingerprints(500).await.unwrap();
+    assert_eq!(fingerprints.len(), 10_000);
+    let unique: HashSet<_> = fingerprints
+        .iter()
+        .map(|f| f.process_guid.clone())
+        .collect();
+    assert_eq!(unique.len(), 10_000, "no app is listed twice");
+    // A batch size that does not divide the total.
+    assert_eq!(cc.fingerprints(333).await.unwrap(), fingerprints);
+    // Full records for a chosen subset, with the same etags.
+    let chosen: Vec<_> = fingerprints
+        .iter()
+        .step_by(10)
+        .map(|f| f.process_guid.clone())
+        .collect();
+    let records = cc.desired_apps(&chosen).await.unwrap();
+    assert_eq!(records.len(), 1_000);
+    for (record, fingerprint) in records.iter().zip(fingerprints.iter().step_by(10)) {
+        assert_eq!(record.process_guid, fingerprint.process_guid);
+        assert_eq!(record.etag, fingerprint.etag);
+        assert!(record.docker_image.is_some());
+    }
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn an_update_changes_the_etag_and_a_restart_the_process_guid() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), |_| {}).await;
+    let cc = client(&sim.url);
+    let api = SimClient::new(&sim.url).unwrap();
+    let manifest = AppManifest {
+        docker_image: Some("nginx".into()),
+        ..AppManifest::default()
+    };
+    api.put_app("web", &manifest).await.unwrap();
+    api.stage("web", true).await.unwrap();
+    let before = cc.fingerprints(10).await.unwrap();
+    assert_eq!(before.len(), 1);
+
+    let scale = Scale {
+        instances: Some(4),
+        ..Scale::default()
+    };
+    api.scale("web", &scale).await.unwrap();
+    let after = cc.fingerprints(10).await.unwrap();
+    assert_eq!(after[0].process_guid, before[0].process_guid);
+    assert_ne!(after[0].etag, before[0].etag);
+    let record = cc
+        .desired_apps(&[after[0].process_guid.clone()])
+        .await
+        .unwrap();
+    assert_eq!(record[0].num_instances, 4);
+
+    api.stop("web").await.unwrap();
+    assert!(cc.fingerprints(10).await.unwrap().is_empty());
+    api.start("web").await.unwrap();
+    let restarted = cc.fingerprints(10).await.unwrap();
+    assert_ne!(restarted[0].process_guid, before[0].process_guid);
+    assert_eq!(
+        restarted[0].process_guid.app_guid(),
+        before[0].process_guid.app_guid()
+    );
+    // The old version is gone for good.
+    assert!(
+        cc.desired_apps(&[before[0].process_guid.clone()])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    sim.stop().await;
+}
+
+/// A CC whose first page works and whose second page fails with `status`.
+async fn broken_cc(
+    status: StatusCode,
+    failures_before_success: usize,
+) -> (SocketAddr, Arc<AtomicUsize>) {
+    let second_page_calls = Arc::new(AtomicUsize::new(0));
+    let counter = second_page_calls.clone();
+    let router = Router::new()
+        .route(
+            "/internal/bulk/apps",
+            get(move |State(counter): State<Arc<AtomicUsize>>, RawQuery(query): RawQuery| async move {
+                let query = query.unwrap_or_default();
+                let first = query.contains("token=%7B%22id%22%3A0%7D");
+                let page = |id: Option<u64>, items: serde_json::Value| {
+                    axum::Json(serde_json::json!({"fingerprints": items, "token": {"id": id}}))
+                };
+                if first {
+                    return (StatusCode::OK, page(Some(1), serde_json::json!([{"process_guid": "a", "etag": "1.0"}])));
+                }
+                let n = counter.fetch_add(1, Ordering::SeqCst);
+                if n < failures_before_success {
+                    (status, axum::Json(serde_json::json!({"code": 10001, "description": "boom", "error_code": "CF-ServerError"})))
+                } else {
+                    (StatusCode::OK, page(None, serde_json::json!([])))
+                }
+            }),
+        )
+        .with_state(counter);
+    (serve(router).await, second_page_calls)
+}
+
+#[tokio::test]
+async fn a_server_error_mid_walk_fails_the_walk_after_retries() {
+    let (addr, calls) = broken_cc(StatusCode::INTERNAL_SERVER_ERROR, usize::MAX).await;
+    let error = client(&format!("http://{addr}"))
+        .fingerprints(1)
+        .await
+        .unwrap_err();
+    match &error {
+        Error::Status { status, body, .. } => {
+            assert_eq!(*status, 500);
+            assert!(body.contains("CF-ServerError: boom"), "{body}");
+        }
+        other => panic!("expected a 500, got {other}"),
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        3,
+        "tried as often as the policy says"
+    );
+}
+
+#[tokio::test]
+async fn a_transient_server_error_is_retried_away() {
+    let (addr, calls) = broken_cc(StatusCode::SERVICE_UNAVAILABLE, 1).await;
+    let fingerprints = client(&format!("http://{addr}"))
+        .fingerprints(1)
+        .await
+        .unwrap();
+    assert_eq!(fingerprints.len(), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn client_errors_are_not_retried() {
+    let (addr, calls) = broken_cc(StatusCode::BAD_REQUEST, usize::MAX).await;
+    let error = client(&format!("http://{addr}"))
+        .fingerprints(1)
+        .await
+        .unwrap_err();
+    assert!(error.is_client_error(), "{error}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_a_401_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), |c| c.fake_apps = 1).await;
+    let mut config = ClientConfig::new(&sim.url);
+    config.password = Some("wrong".into());
+    config.retry = fast_retry();
+    let error = Client::new(config)
+        .unwrap()
+        .fingerprints(10)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, Error::Status { status: 401, .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("CF-NotAuthenticated"), "{error}");
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn no_answer_is_retried_then_reported() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let error = client(&format!("http://{closed}"))
+        .fingerprints_page(10, BulkToken::start())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::Unreachable { .. }), "{error}");
+    assert!(error.to_string().contains("cannot connect"), "{error}");
+}
+
+#[tokio::test]
+async fn a_restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), |c| c.fake_apps = 50).await;
+    let api = SimClient::new(&sim.url).unwrap();
+    let manifest = AppManifest {
+        docker_image: Some("nginx".into()),
+        instances: Some(2),
+        ..AppManifest::default()
+    };
+    api.put_app("web", &manifest).await.unwrap();
+    api.stage("web", true).await.unwrap();
+    let apps_before = api.list().await.unwrap();
+    let fingerprints_before = client(&sim.url).fingerprints(7).await.unwrap();
+    sim.stop().await;
+
+    // Same flag again: the fake apps are found, not added twice.
+    let sim = start_sim(dir.path(), |c| c.fake_apps = 50).await;
+    let api = SimClient::new(&sim.url).unwrap();
+    assert_eq!(api.list().await.unwrap(), apps_before);
+    assert_eq!(
+        client(&sim.url).fingerprints(7).await.unwrap(),
+        fingerprints_before
+    );
+    assert_eq!(fingerprints_before.len(), 51);
+    sim.stop().await;
+}
+
+/// A stand-in for St8ge: on `POST /stage/{guid}` it answers 202 and, in the
+/// background, does what a staging task does through the CC client: download the
+/// app bits, upload a droplet, wait for the job, call the completion callback.
+async fn fake_stager(fail_with: Option<&'static str>) -> (SocketAddr, Arc<AtomicUsize>) {
+    let requests = Arc::new(AtomicUsize::new(0));
+    let state = (requests.clone(), fail_with);
+    let router = Router::new()
+        .route(
+            "/stage/{guid}",
+            post(
+                |State((requests, fail_with)): State<(Arc<AtomicUsize>, Option<&'static str>)>,
+                 AxumPath(_guid): AxumPath<String>,
+                 axum::Json(request): axum::Json<StagingRequest>| async move {
+                    requests.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        let cc = Client::new(ClientConfig {
+                            username: None,
+                            password: None,
+                            ..ClientConfig::new("http://127.0.0.1:1")
+                        })
+                        .unwrap();
+                        let completion = match fail_with {
+                            Some(message) => {
+                                StagingCompletion::Failed(StagingError::staging(message))
+                            }
+                            None => {
+                                let lifecycle = request.lifecycle.buildpack_lifecycle.unwrap();
+                                let bits =
+                                    cc.download(&lifecycle.app_bits_download_uri).await.unwrap();
+                                assert!(bits.starts_with(b"PK"));
+                                let droplet =
+                                    bytes::Bytes::from_static(b"a droplet built from the bits");
+                                let job = cc
+                                    .upload_droplet(&lifecycle.droplet_upload_uri, droplet)
+                                    .await
+                                    .unwrap();
+                                cc.wait_for_job(job, Duration::from_millis(10), 100)
+                                    .await
+                                    .unwrap();
+                                serde_json::from_str(include_str!(
+                                    "../testdata/staging_completion_buildpack.json"
+                                ))
+                                .unwrap()
+                            }
+                        };
+                        cc.staging_completed(&request.completion_callback, &completion)
+                            .await
+                            .unwrap();
+                    });
+                    StatusCode::ACCEPTED
+                },
+            ),
+        )
+        .with_state(state);
+    (serve(router).await, requests)
+}
+
+fn push_options(name: &str, dir: &Path) -> PushOptions {
+    PushOptions {
+        name: name.into(),
+        dir: dir.to_owned(),
+        instances: Some(2),
+        memory_mb: Some(128),
+        disk_mb: None,
+        buildpacks: vec!["ruby_buildpack".into()],
+        docker_image: None,
+        command: None,
+        staging_timeout: Duration::from_secs(30),
+        start_timeout: Duration::from_secs(30),
+        poll_interval: Duration::from_millis(20),
+    }
+}
+
+#[tokio::test]
+async fn push_stages_through_the_stager_and_serves_the_droplet() {
+    let (stager, requests) = fake_stager(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), |c| {
+        c.stager_url = Some(format!("http://{stager}"))
+    })
+    .await;
+    let app_dir = tempfile::tempdir().unwrap();
+    std::fs::write(app_dir.path().join("app.rb"), "puts :hi").unwrap();
+    let api = SimClient::new(&sim.url).unwrap();
+    let mut lines = Vec::new();
+    let app = cc::push::push(
+        &api,
+        None,
+        push_options("rb", app_dir.path()),
+        &mut |line| lines.push(line),
+    )
+    .await
+    .unwrap();
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert!(app.desired);
+    assert_eq!(app.instances, 2);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("STAGED") || l.contains("Staged")),
+        "{lines:?}"
+    );
+
+    let cc = client(&sim.url);
+    let records = cc
+        .desired_apps(&[cc::model::ProcessGuid(app.process_guid.clone())])
+        .await
+        .unwrap();
+    assert_eq!(
+        records[0].start_command,
+        "bundle exec rackup config.ru -p $PORT"
+    );
+    let droplet = cc
+        .download(records[0].droplet_uri.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(&droplet[..], b"a droplet built from the bits");
+
+    let events: serde_json::Value = reqwest::get(format!("{}/sim/events", sim.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["staging_requested", "droplet_uploaded", "staging_completed"]
+    );
+    let recorded = events["events"][0]["body"].to_string();
+    assert!(
+        !recorded.contains("internal_password"),
+        "credentials are not recorded: {recorded}"
+    );
+    sim.stop().await;
+}
+
+#[tokio::test]
+async fn push_reports_staging_failure_and_missing_stager_in_one_line() {
+    let (stager, _) = fake_stager(Some("buildpack compile failed")).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), |c| {
+        c.stager_url = Some(format!("http://{stager}"))
+    })
+    .await;
+    let app_dir = tempfile::tempdir().unwrap();
+    let api = SimClient::new(&sim.url).unwrap();
+    let error = cc::push::push(&api, None, push_options("rb", app_dir.path()), &mut |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        error,
+        "staging rb failed: StagingError: buildpack compile failed"
+    );
+    sim.stop().await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path(), |_| {}).await;
+    let api = SimClient::new(&sim.url).unwrap();
+    let error = cc::push::push(&api, None, push_options("rb", app_dir.path()), &mut |_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("no stager configured"), "{error}");
+    assert!(!error.contains('\n'));
+    let error = cc::push::push(
+        &api,
+        None,
+        push_options("rb", Path::new("/nonexistent/app")),
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("/nonexistent/app"), "{error}");
+    sim.stop().await;
+
+    let unreachable = SimClient::new("http://127.0.0.1:9").unwrap();
+    let error = unreachable.list().await.unwrap_err().to_string();
+    assert!(
+        error.starts_with("cannot reach CC at http://127.0.0.1:9"),
+        "{error}"
+    );
+}
