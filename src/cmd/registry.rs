@@ -1,9 +1,197 @@
-//! `cube registry`.
+//! `cube registry` and `cube registry gc`: flags → [`registry::Config`] →
+//! [`registry::run`] / [`registry::gc::collect`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use registry::droplet::Limits;
+use registry::rootfs::RootfsSource;
 
 /// Flags of `cube registry`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    Err(super::not_built("registry", 7))
+    /// Address of the OCI registry API.
+    #[arg(long, default_value = "127.0.0.1:8087")]
+    listen: SocketAddr,
+
+    /// Address of the admin port (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:9087")]
+    admin_listen: SocketAddr,
+
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// Cloud Controller base URL for droplet downloads (`{"uri": ...}` imports);
+    /// relative URIs resolve against it and absolute ones must point at it.
+    /// Credentials in the URL are sent as Basic auth.
+    #[arg(long, value_name = "URL")]
+    cc_url: Option<String>,
+
+    /// Base image of droplet images: an OCI image layout directory, or an image
+    /// reference pulled once from its registry.
+    #[arg(long, value_name = "REF|DIR")]
+    rootfs: Option<String>,
+
+    /// Pull a `--rootfs` reference over plain HTTP.
+    #[arg(long)]
+    rootfs_insecure: bool,
+
+    /// Users and tokens file (lines `user|token <name> sha256:<hex>`); without it
+    /// the registry needs no credentials.
+    #[arg(long, value_name = "FILE")]
+    auth: Option<PathBuf>,
+
+    /// With `--auth`, let anyone pull.
+    #[arg(long)]
+    anonymous_pull: bool,
+
+    /// Largest droplet `.tgz` accepted, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_compressed)]
+    max_droplet_bytes: u64,
+
+    /// Largest unpacked droplet, in bytes (stops gzip bombs).
+    #[arg(long, default_value_t = Limits::default().max_unpacked)]
+    max_unpacked_bytes: u64,
+
+    /// Most entries in one droplet.
+    #[arg(long, default_value_t = Limits::default().max_entries)]
+    max_droplet_entries: u64,
+
+    /// Largest blob accepted by push, in bytes.
+    #[arg(long, default_value_t = 16 << 30)]
+    max_blob_bytes: u64,
+}
+
+/// Where the registry keeps its data.
+#[derive(Debug, clap::Args)]
+struct StoreArgs {
+    /// Directory for blobs and repositories (and, with --object-store, for temp
+    /// files and upload sessions only).
+    #[arg(long, value_name = "DIR", default_value = "cube-data/registry")]
+    data_dir: PathBuf,
+
+    /// Keep blobs and repositories in an S3-compatible store,
+    /// `s3://bucket/prefix`; credentials, region and endpoint from `AWS_*`.
+    #[arg(long, value_name = "URL")]
+    object_store: Option<String>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Delete blobs no manifest references (and stale upload sessions).
+    Gc(GcArgs),
+}
+
+/// Flags of `cube registry gc`.
+#[derive(Debug, clap::Args)]
+struct GcArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+
+    /// Keep anything younger than this (`90s`, `30m`, `1h`, `2d`), so pushes in
+    /// flight are not collected.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    grace: Duration,
+
+    /// Only report what would be deleted.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a duration like 90s, 30m, 1h or 2d: {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use s, m, h or d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
+}
+
+fn config(args: &Args) -> registry::Config {
+    let mut config = registry::Config::new(&args.store.data_dir);
+    config.object_store = args.store.object_store.clone();
+    config.rootfs = args
+        .rootfs
+        .as_deref()
+        .map(|r| RootfsSource::parse(r, args.rootfs_insecure));
+    config.cc_url = args.cc_url.clone();
+    config.auth_file = args.auth.clone();
+    config.anonymous_pull = args.anonymous_pull;
+    config.droplet_limits = Limits {
+        max_compressed: args.max_droplet_bytes,
+        max_unpacked: args.max_unpacked_bytes,
+        max_entries: args.max_droplet_entries,
+    };
+    config.max_blob_bytes = args.max_blob_bytes;
+    config
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Gc(gc)) = args.command {
+        return run_gc(gc).await;
+    }
+    let service = cube_runtime::Service::from_signals();
+    let (admin, _admin_task) = service.spawn_admin(args.admin_listen).await?;
+    tracing::info!(%admin, "admin port listening");
+    let listener = cube_runtime::bind(args.listen).await?;
+    registry::run(config(&args), listener, service)
+        .await
+        .context("registry stopped")
+}
+
+async fn run_gc(args: GcArgs) -> anyhow::Result<()> {
+    let mut config = registry::Config::new(&args.store.data_dir);
+    config.object_store = args.store.object_store;
+    let store = registry::server::open_store(&config).await?;
+    let report = registry::gc::collect(&store, args.grace, args.dry_run).await?;
+    let verb = if args.dry_run {
+        "would delete"
+    } else {
+        "deleted"
+    };
+    println!(
+        "gc: {verb} {} blobs ({} bytes), kept {}, removed {} stale uploads",
+        report.deleted.len(),
+        report.freed_bytes,
+        report.kept,
+        report.stale_uploads
+    );
+    for digest in &report.deleted {
+        println!("  {digest}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("h").is_err());
+    }
 }
