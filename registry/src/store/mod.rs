@@ -69,9 +69,12 @@ fn tag_key(name: &Name, tag: &Tag) -> String {
     format!("{}/{tag}", tags_prefix(name))
 }
 
-/// The digest at the end of a `.../sha256/<hex>` key.
+/// The digest at the end of a `.../sha256/[<hh>/]<hex>` key.
 pub fn digest_of_key(key: &str) -> Option<Digest> {
-    let (_, hex) = key.rsplit_once("/sha256/")?;
+    if !key.contains("sha256/") {
+        return None;
+    }
+    let hex = key.rsplit('/').next()?;
     format!("sha256:{hex}").parse().ok()
 }
 
