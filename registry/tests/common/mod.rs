@@ -256,3 +256,65 @@ pub fn busybox_layout(dir: &Path) -> PathBuf {
     .unwrap();
     layout
 }
+
+/// A registry served on 127.0.0.1 (port 0) until dropped.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    shutdown: cube_runtime::Shutdown,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn serve(config: Config) -> Served {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let shutdown = cube_runtime::Shutdown::new();
+    let service = cube_runtime::Service::new(shutdown.clone());
+    tokio::spawn(async move {
+        if let Err(error) = registry::run(config, listener, service).await {
+            panic!("registry stopped: {error}");
+        }
+    });
+    Served { addr, shutdown }
+}
+
+/// Runs a tool to completion within a minute; returns its output, failing the
+/// test with the tool's stderr when it fails (unless `expect_failure`).
+pub async fn tool(program: &str, args: &[&str], expect_failure: bool) -> std::process::Output {
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{program} is installed (scripts/install-deps): {e}"));
+    let output = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} took over a minute"))
+        .unwrap();
+    assert_eq!(
+        output.status.success(),
+        !expect_failure,
+        "{program} {args:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// The manifest digest an OCI layout's index.json names first.
+pub fn layout_manifest_digest(layout: &Path) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"][0]["digest"].as_str().unwrap().to_owned()
+}
+
+/// A blob of an OCI layout.
+pub fn layout_blob(layout: &Path, digest: &str) -> Vec<u8> {
+    let hex = digest.strip_prefix("sha256:").unwrap();
+    std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()
+}
