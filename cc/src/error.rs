@@ -15,14 +15,14 @@ pub enum Error {
         reason: String,
     },
     /// A file the configuration names could not be read.
-    #[error("cannot read {what} {path}: {source}")]
+    #[error("cannot read {what} {path}: {cause}")]
     ReadFile {
         /// What the file is for (`CA certificate`, …).
         what: &'static str,
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not also a `source`).
+        cause: std::io::Error,
     },
     /// The TLS or HTTP client could not be set up.
     #[error("cannot set up the HTTP client: {0}")]
@@ -80,14 +80,14 @@ pub enum Error {
         message: String,
     },
     /// Reading or writing the simulator's data directory failed.
-    #[error("{action} {path}: {source}")]
+    #[error("{action} {path}: {cause}")]
     Io {
         /// What we were doing (`write`, `read`, `rename`…).
         action: &'static str,
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (shown in the message, so not also a `source`).
+        cause: std::io::Error,
     },
     /// The simulator's state file is not valid JSON of the expected shape.
     #[error("state file {path} is corrupt: {message}")]

@@ -1,6 +1,8 @@
 //! The client against the simulator (and against deliberately broken servers),
 //! all on 127.0.0.1 with ports chosen by the OS.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;

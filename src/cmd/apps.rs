@@ -1,9 +1,20 @@
-//! `cube apps`.
+//! `cube apps`: list apps with their state, instances and URLs.
 
 /// Flags of `cube apps`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// URL of the (simulated) Cloud Controller.
+    #[arg(long, default_value = super::push::DEFAULT_CC_URL)]
+    cc_url: String,
+}
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    Err(super::not_built("apps", 5))
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let sim = cc::push::SimClient::new(&args.cc_url)?;
+    let apps = sim.list().await?;
+    if apps.is_empty() {
+        println!("No apps found.");
+    } else {
+        println!("{}", cc::push::apps_table(&apps));
+    }
+    Ok(())
 }

@@ -3,11 +3,15 @@
 
 mod apps;
 mod cc_sim;
+mod delete;
 mod opi;
 mod push;
 mod registry;
+mod scale;
 mod sink;
 mod stager;
+mod start;
+mod stop;
 mod up;
 
 use std::path::PathBuf;
@@ -55,6 +59,14 @@ enum Command {
     Push(push::Args),
     /// List apps with their state, instances and URLs.
     Apps(apps::Args),
+    /// Change an app's instances, memory or disk.
+    Scale(scale::Args),
+    /// Start a staged app.
+    Start(start::Args),
+    /// Stop an app.
+    Stop(stop::Args),
+    /// Delete an app.
+    Delete(delete::Args),
 }
 
 /// Runs the parsed command line and turns the outcome into an exit code.
@@ -84,6 +96,10 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::CcSim(args) => cc_sim::run(args).await,
             Command::Push(args) => push::run(args).await,
             Command::Apps(args) => apps::run(args).await,
+            Command::Scale(args) => scale::run(args).await,
+            Command::Start(args) => start::run(args).await,
+            Command::Stop(args) => stop::run(args).await,
+            Command::Delete(args) => delete::run(args).await,
         }
     });
     match outcome {

@@ -389,7 +389,7 @@ fn read(path: &PathBuf, what: &'static str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::ReadFile {
         what,
         path: path.clone(),
-        source,
+        cause: source,
     })
 }
 

@@ -14,7 +14,7 @@ pub fn zip_dir(dir: &Path) -> Result<(Vec<u8>, usize)> {
     let meta = std::fs::metadata(dir).map_err(|source| Error::Io {
         action: "read app directory",
         path: dir.to_owned(),
-        source,
+        cause: source,
     })?;
     if !meta.is_dir() {
         return Err(Error::Push(format!("{} is not a directory", dir.display())));
@@ -35,12 +35,12 @@ pub fn zip_dir(dir: &Path) -> Result<(Vec<u8>, usize)> {
         let bytes = std::fs::read(path).map_err(|source| Error::Io {
             action: "read",
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         writer.write_all(&bytes).map_err(|source| Error::Io {
             action: "zip",
             path: path.clone(),
-            source,
+            cause: source,
         })?;
     }
     let cursor = writer.finish().map_err(zip_error)?;
@@ -51,13 +51,13 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Resul
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         action: "list",
         path: dir.to_owned(),
-        source,
+        cause: source,
     })?;
     for entry in entries {
         let entry = entry.map_err(|source| Error::Io {
             action: "list",
             path: dir.to_owned(),
-            source,
+            cause: source,
         })?;
         let name = entry.file_name();
         if SKIPPED.iter().any(|s| name == *s) {
@@ -67,7 +67,7 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Resul
         let kind = entry.file_type().map_err(|source| Error::Io {
             action: "stat",
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         if kind.is_dir() {
             collect(root, &path, files)?;

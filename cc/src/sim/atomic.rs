@@ -23,7 +23,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<()> {
         move |source| Error::Io {
             action,
             path,
-            source,
+            cause: source,
         }
     };
     let result = (|| {
@@ -47,7 +47,7 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|source| Error::Io {
             action: "fsync directory",
             path: dir.to_owned(),
-            source,
+            cause: source,
         })
 }
 
@@ -56,7 +56,7 @@ pub fn remove_leftovers(dir: &Path) -> Result<usize> {
     let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
         action: "list",
         path: dir.to_owned(),
-        source,
+        cause: source,
     })?;
     let mut removed = 0;
     for entry in entries.flatten() {

@@ -130,7 +130,7 @@ impl Sim {
             .map_err(|e| Error::Io {
                 action: "open",
                 path: config.data_dir.clone(),
-                source: std::io::Error::other(e.to_string()),
+                cause: std::io::Error::other(e.to_string()),
             })??;
         if config.fake_apps > 0 {
             let now = now_micros();
@@ -267,7 +267,7 @@ pub async fn run(
     let addr = listener.local_addr().map_err(|source| Error::Io {
         action: "read the address of",
         path: PathBuf::from("listener"),
-        source,
+        cause: source,
     })?;
     let sim = Sim::open(config, addr, &service.metrics).await?;
     let dir = sim.store.dir().to_owned();

@@ -101,8 +101,17 @@ fn stop_hides_and_start_makes_a_new_version() {
     assert_ne!(first, second);
     assert_eq!(first.app_guid(), second.app_guid());
     // Asking for the old version finds nothing; the new one is found.
-    assert!(state.desired_by_process_guid(&[first.0.clone()]).is_empty());
-    assert_eq!(state.desired_by_process_guid(&[second.0.clone()]).len(), 1);
+    assert!(
+        state
+            .desired_by_process_guid(std::slice::from_ref(&first.0))
+            .is_empty()
+    );
+    assert_eq!(
+        state
+            .desired_by_process_guid(std::slice::from_ref(&second.0))
+            .len(),
+        1
+    );
 }
 
 #[test]

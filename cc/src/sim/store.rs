@@ -33,7 +33,7 @@ impl Store {
             std::fs::create_dir_all(&sub).map_err(|source| Error::Io {
                 action: "create directory",
                 path: sub.clone(),
-                source,
+                cause: source,
             })?;
             atomic::remove_leftovers(&sub)?;
         }
@@ -48,7 +48,7 @@ impl Store {
                 return Err(Error::Io {
                     action: "read",
                     path,
-                    source,
+                    cause: source,
                 });
             }
         };
@@ -131,7 +131,7 @@ impl Store {
             Err(source) => Err(Error::Io {
                 action: "read",
                 path,
-                source,
+                cause: source,
             }),
         }
     }
@@ -155,6 +155,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
         .map_err(|e| Error::Io {
             action: "run blocking write",
             path: PathBuf::new(),
-            source: std::io::Error::other(e.to_string()),
+            cause: std::io::Error::other(e.to_string()),
         })?
 }

@@ -1,0 +1,19 @@
+//! `cube start`: start a staged app again.
+
+/// Flags of `cube start`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// App name.
+    name: String,
+
+    /// URL of the (simulated) Cloud Controller.
+    #[arg(long, default_value = super::push::DEFAULT_CC_URL)]
+    cc_url: String,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let sim = cc::push::SimClient::new(&args.cc_url)?;
+    let app = sim.start(&args.name).await?;
+    println!("Started {} (process {}).", app.name, app.process_guid);
+    Ok(())
+}
