@@ -150,11 +150,10 @@ impl Tree {
         }
         let mut walk: Vec<&str> = Vec::new();
         let rest = if let Some(absolute) = target.strip_prefix('/') {
-            let inside = absolute
+            absolute
                 .strip_prefix(ROOT)
                 .filter(|r| r.is_empty() || r.starts_with('/'))
-                .ok_or_else(escape)?;
-            inside
+                .ok_or_else(escape)?
         } else {
             walk.extend(path.split('/'));
             walk.pop();

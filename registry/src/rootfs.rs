@@ -187,7 +187,7 @@ async fn from_layout(dir: &Path, store: &Store) -> Result<Rootfs, Error> {
                 .await?;
         }
         layers.push(BaseLayer {
-            media_type: oci_layer_type(&layer.media_type().to_string()),
+            media_type: oci_layer_type(layer.media_type().as_ref()),
             digest,
             size: layer.size(),
         });

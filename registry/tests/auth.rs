@@ -1,5 +1,6 @@
 //! Authentication through the API: Basic, issued and static bearer tokens,
 //! anonymous pull.
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns panic to fail the test
 
 mod common;
 

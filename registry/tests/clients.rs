@@ -1,5 +1,6 @@
 //! Real OCI clients against a served registry on 127.0.0.1: skopeo pulls a
 //! droplet image and round-trips an image; oras pushes and pulls an artifact.
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns panic to fail the test
 
 mod common;
 

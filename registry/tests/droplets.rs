@@ -1,5 +1,6 @@
 //! Droplet import through the API: image shape, idempotence, hostile input,
 //! download from a (local) Cloud Controller.
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns panic to fail the test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Garbage collection: unreferenced blobs go, referenced and young ones stay.
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns panic to fail the test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The same registry semantics over the `object_store` backend (in memory).
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns panic to fail the test
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The OCI API through `tower::ServiceExt::oneshot`: reads, pushes, errors.
+#![allow(clippy::unwrap_used)] // setup helpers outside #[test] fns panic to fail the test
 
 mod common;
 

@@ -2,6 +2,8 @@
 //! request shorthands, and test data made on the spot (droplets, a busybox
 //! rootfs layout) — nothing is downloaded.
 #![allow(dead_code)]
+// Test support: a panic is the right way for a helper to fail a test.
+#![allow(clippy::unwrap_used)]
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
