@@ -49,6 +49,49 @@ pub struct Args {
     /// Largest request body accepted, in bytes.
     #[arg(long, default_value_t = opi::http::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
+
+    #[command(flatten)]
+    local: LocalArgs,
+}
+
+/// Flags of the local backend.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Local backend")]
+pub struct LocalArgs {
+    /// Where the local backend keeps droplets, desired state and scratch dirs.
+    #[arg(long, default_value = ".cube/local")]
+    data_dir: std::path::PathBuf,
+
+    /// Registry the local backend pulls droplet images from.
+    #[arg(long, default_value = "http://127.0.0.1:8087")]
+    registry_url: reqwest::Url,
+
+    /// Tasks whose docker image is this run their command on the host
+    /// (St8ge's staging tasks on the local backend).
+    #[arg(long, default_value = "cube/host-exec")]
+    host_exec_image: String,
+}
+
+/// Starts the local backend, reloading what was desired before.
+pub async fn local_backend(args: &LocalArgs) -> anyhow::Result<opi_local::LocalScheduler> {
+    let http = opi::http::http_client_builder()
+        .build()
+        .context("cannot build HTTP client")?;
+    let droplets = opi_local::droplet::RegistryDroplets::new(args.registry_url.clone(), http);
+    opi_local::LocalScheduler::start(
+        opi_local::LocalConfig {
+            root: args.data_dir.clone(),
+            host_exec_image: Some(args.host_exec_image.clone()),
+        },
+        Arc::new(droplets),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot start the local backend in {}",
+            args.data_dir.display()
+        )
+    })
 }
 
 /// `/readyz` follows the backend's own readiness.
@@ -65,11 +108,16 @@ impl ReadyCheck for BackendReady {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut local_shutdown = None;
     let scheduler: Arc<dyn Scheduler> = match args.backend {
         Backend::Memory => Arc::new(opi::memory::MemoryScheduler::new()),
         Backend::K8s => return Err(super::not_built("opi --backend k8s", 4)),
         Backend::Diego => return Err(super::not_built("opi --backend diego", 10)),
-        Backend::Local => return Err(super::not_built("opi --backend local", 9)),
+        Backend::Local => {
+            let local = local_backend(&args.local).await?;
+            local_shutdown = Some(local.clone());
+            Arc::new(local)
+        }
     };
     let service = Service::from_signals();
     service
@@ -99,6 +147,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("OPI service failed")?;
+    if let Some(local) = local_shutdown {
+        // Stop the app processes; their desired state stays on disk.
+        local.shutdown().await;
+    }
     admin.await.context("admin server task failed")??;
     Ok(())
 }
