@@ -426,3 +426,45 @@ fn describe_reqwest_error(error: &reqwest::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_tls_files_are_named_at_start_up() {
+        let mut config = ClientConfig::new("https://127.0.0.1:9022");
+        config.ca_cert = Some("/nonexistent/ca.pem".into());
+        let err = Client::new(config).unwrap_err().to_string();
+        assert!(err.contains("CA certificate /nonexistent/ca.pem"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let junk = dir.path().join("ca.pem");
+        std::fs::write(&junk, "not a certificate").unwrap();
+        let mut config = ClientConfig::new("https://127.0.0.1:9022");
+        config.ca_cert = Some(junk);
+        let err = Client::new(config).unwrap_err().to_string();
+        assert!(err.contains("ca.pem"), "{err}");
+
+        let mut config = ClientConfig::new("https://127.0.0.1:9022");
+        config.client_cert = Some("/nonexistent/cert.pem".into());
+        let err = Client::new(config).unwrap_err().to_string();
+        assert!(err.contains("both a certificate and a key"), "{err}");
+
+        let err = Client::new(ClientConfig::new("not a url"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("invalid URL `not a url`"), "{err}");
+    }
+
+    #[test]
+    fn error_bodies_are_summarised() {
+        let cc = r#"{"code":10005,"description":"batch_size is missing","error_code":"CF-BadQueryParameter"}"#;
+        assert_eq!(
+            describe_error_body(cc),
+            "CF-BadQueryParameter: batch_size is missing"
+        );
+        let long = "x".repeat(1000);
+        assert_eq!(describe_error_body(&long).chars().count(), 301);
+    }
+}
