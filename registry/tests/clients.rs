@@ -194,3 +194,88 @@ async fn oras_pushes_and_pulls_an_artifact() {
             .unwrap();
     assert_eq!(tags["tags"], serde_json::json!(["v1"]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rootfs_is_pulled_once_from_an_upstream_registry_with_oci_client() {
+    // Upstream: a registry holding the busybox rootfs, pushed over HTTP.
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = serve(Config::new(dir.path().join("upstream"))).await;
+    let layout = busybox_layout(dir.path());
+    let http = reqwest::Client::new();
+    let manifest_digest = layout_manifest_digest(&layout);
+    let manifest_bytes = layout_blob(&layout, &manifest_digest);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let mut blobs = vec![manifest["config"]["digest"].as_str().unwrap().to_owned()];
+    blobs.extend(
+        manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap().to_owned()),
+    );
+    for digest in &blobs {
+        let reply = http
+            .post(format!(
+                "http://{}/v2/base/busybox/blobs/uploads/?digest={digest}",
+                upstream.addr
+            ))
+            .body(layout_blob(&layout, digest))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 201);
+    }
+    let reply = http
+        .put(format!(
+            "http://{}/v2/base/busybox/manifests/latest",
+            upstream.addr
+        ))
+        .header("content-type", OCI_MANIFEST)
+        .body(manifest_bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 201);
+
+    // The registry under test takes its rootfs from there.
+    let mut config = Config::new(dir.path().join("data"));
+    config.rootfs = Some(RootfsSource::parse(
+        &format!("{}/base/busybox:latest", upstream.addr),
+        true,
+    ));
+    let served = serve(config).await;
+    let mut digests = Vec::new();
+    let mut upstream = Some(upstream);
+    for app in ["a", "b"] {
+        let droplet = droplet(&[("run.sh", app.as_bytes())]);
+        let hash = sha1_hex(&droplet);
+        let reply = http
+            .post(format!(
+                "http://{}/v2/cloudfoundry/{app}/droplets?hash={hash}",
+                served.addr
+            ))
+            .body(droplet)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 201, "{}", reply.text().await.unwrap());
+        let image: serde_json::Value = http
+            .get(format!(
+                "http://{}/v2/cloudfoundry/{app}/manifests/{hash}",
+                served.addr
+            ))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        digests.push(image["layers"][0]["digest"].as_str().unwrap().to_owned());
+        // The rootfs is pulled once: the second import works with upstream gone.
+        if let Some(upstream) = upstream.take() {
+            upstream.stop().await;
+        }
+    }
+    // Both images start with the upstream's busybox layer.
+    assert_eq!(digests, vec![blobs[1].clone(), blobs[1].clone()]);
+}

@@ -605,3 +605,103 @@ async fn referrers_list_manifests_with_a_subject() {
     assert_eq!(filtered.header("oci-filters-applied"), "artifactType");
     assert_eq!(filtered.json()["manifests"], serde_json::json!([]));
 }
+
+#[tokio::test]
+async fn a_body_that_breaks_off_leaves_nothing_behind() {
+    let (dir, router, state) = fresh().await;
+    let data = vec![1u8; 300_000];
+    let digest = Digest::of(&data);
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from(data[..100_000].to_vec())),
+        Err(std::io::Error::other("client went away")),
+    ];
+    let body = Body::from_stream(futures::stream::iter(chunks));
+    let reply = send(
+        &router,
+        Method::POST,
+        &format!("/v2/a/blobs/uploads/?digest={digest}"),
+        &[],
+        body,
+    )
+    .await;
+    assert_eq!(
+        reply.status.as_u16() / 100,
+        4,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert_eq!(state.store.blob_size_global(&digest).await.unwrap(), None);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("_tmp")).unwrap().count(),
+        0,
+        "temp file removed"
+    );
+
+    // A chunk that breaks off is rolled back; the session continues where it was.
+    let start = send(
+        &router,
+        Method::POST,
+        "/v2/a/blobs/uploads/",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    let location = start.header("location").to_owned();
+    send(
+        &router,
+        Method::PATCH,
+        &location,
+        &[],
+        data[..1000].to_vec(),
+    )
+    .await;
+    let chunks: Vec<Result<bytes::Bytes, std::io::Error>> = vec![
+        Ok(bytes::Bytes::from(data[1000..2000].to_vec())),
+        Err(std::io::Error::other("cut")),
+    ];
+    let broken = send(
+        &router,
+        Method::PATCH,
+        &location,
+        &[],
+        Body::from_stream(futures::stream::iter(chunks)),
+    )
+    .await;
+    assert_eq!(broken.status.as_u16() / 100, 4);
+    assert_eq!(get(&router, &location).await.header("range"), "0-999");
+    let done = send(
+        &router,
+        Method::PUT,
+        &format!("{location}?digest={digest}"),
+        &[],
+        data[1000..].to_vec(),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::CREATED);
+    assert_eq!(
+        get(&router, &format!("/v2/a/blobs/{digest}"))
+            .await
+            .body
+            .len(),
+        data.len()
+    );
+}
+
+#[tokio::test]
+async fn leftover_temp_files_are_cleared_on_start_and_never_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = b"half-written";
+    std::fs::create_dir_all(dir.path().join("_tmp")).unwrap();
+    std::fs::write(dir.path().join("_tmp/0123"), data).unwrap();
+    let (router, _) = registry(Config::new(dir.path())).await;
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("_tmp")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        get(&router, &format!("/v2/a/blobs/{}", Digest::of(data)))
+            .await
+            .code(),
+        "BLOB_UNKNOWN"
+    );
+}

@@ -263,6 +263,20 @@ pub fn busybox_layout(dir: &Path) -> PathBuf {
 pub struct Served {
     pub addr: std::net::SocketAddr,
     shutdown: cube_runtime::Shutdown,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Served {
+    /// Shuts the registry down and waits (at most ten seconds) until it has stopped.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(std::time::Duration::from_secs(10), task)
+                .await
+                .expect("registry stops within ten seconds")
+                .unwrap();
+        }
+    }
 }
 
 impl Drop for Served {
@@ -276,12 +290,16 @@ pub async fn serve(config: Config) -> Served {
     let addr = listener.local_addr().unwrap();
     let shutdown = cube_runtime::Shutdown::new();
     let service = cube_runtime::Service::new(shutdown.clone());
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(error) = registry::run(config, listener, service).await {
             panic!("registry stopped: {error}");
         }
     });
-    Served { addr, shutdown }
+    Served {
+        addr,
+        shutdown,
+        task: Some(task),
+    }
 }
 
 /// Runs a tool to completion within a minute; returns its output, failing the
