@@ -1,3 +1,69 @@
-//! OPI backend for Kubernetes (kube + k8s-openapi)
+//! # opi-k8s — the Kubernetes backend of OPI
 //!
-//! Filled in by its own issue; see ARCHITECTURE.md.
+//! `cf push myapp` ends up as pod `myapp-0`: [`K8sScheduler`] implements
+//! [`opi::Scheduler`] by server-side applying (field manager `cube`) one
+//! StatefulSet per CF process, following the "Kubernetes mapping" of
+//! DESIGN.md.
+//!
+//! ```text
+//! DesiredLrp ──translate::lrp──▶ Namespace <org>-<space> (label: space guid)
+//!                                Secret <name>-env        (envFrom; the app's environment)
+//!                                Secret <name>-registry   (docker credentials, when given)
+//!                                StatefulSet <name>       (pods <name>-0…, Parallel)
+//!                                PodDisruptionBudget      (when instances > 1)
+//! Task ──translate::task──▶ Job <app>-<task>-<hash> (backoffLimit 0, TTL) + Secret
+//! pods ──watch (reflector)──▶ instances() and crash events
+//! Jobs ──watch──▶ task-completed events
+//! ```
+//!
+//! - [`names`]: CF names → DNS-1123 names and label values (pure, property-tested).
+//! - [`translate`]: domain types → Kubernetes objects and back (pure).
+//! - [`instances`], [`tasks`]: pods → instances and crashes, Jobs → task states (pure).
+//! - [`backend`] and [`watch`]: the I/O.
+//!
+//! Cube keeps no state of its own: the StatefulSet carries the desired LRP
+//! (spec and annotations), the Secrets its environment and credentials, so a
+//! restarted backend rebuilds everything from the cluster.
+//!
+//! # Versions
+//!
+//! One StatefulSet per process guid: desiring a new version re-applies the
+//! pod template (a rolling update) and records the replaced version as
+//! *superseded*; stopping it later answers `Ok` once and leaves the
+//! StatefulSet running the new version. Only the current version is reported
+//! by `get`, `list` and `instances`.
+//!
+//! # RBAC
+//!
+//! With `--namespace NS` (everything in one namespace) a namespaced `Role` in
+//! `NS` suffices:
+//!
+//! | apiGroup | resources | verbs |
+//! |---|---|---|
+//! | `apps` | `statefulsets` | get, list, watch, create, patch, delete |
+//! | `""` | `pods` | get, list, watch, delete |
+//! | `""` | `secrets` | get, create, patch, delete |
+//! | `policy` | `poddisruptionbudgets` | create, patch, delete |
+//! | `batch` | `jobs` | get, list, watch, create, patch, delete |
+//!
+//! In the default namespace-per-space mode the same rules are needed in every
+//! space namespace, which Cube creates, so they must be granted by a
+//! `ClusterRole` bound with a `ClusterRoleBinding`, plus `namespaces`: get,
+//! list, create, patch. Cube never reads nodes, services or anything
+//! cluster-wide beyond namespaces.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod instances;
+pub mod labels;
+pub mod names;
+pub mod tasks;
+pub mod translate;
+pub mod watch;
+
+pub use backend::K8sScheduler;
+pub use config::Config;
+pub use error::K8sError;

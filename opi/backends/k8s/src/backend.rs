@@ -1,0 +1,589 @@
+//! [`K8sScheduler`]: the [`opi::Scheduler`] over a Kubernetes apiserver.
+//!
+//! Every method reads the cluster (no local state beyond the pod cache of
+//! [`crate::watch`]) and writes with server-side apply, so any call can be
+//! repeated, a half-finished desire is completed by the next one, and a
+//! restarted backend sees exactly what its predecessor left.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::stream::BoxStream;
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource};
+use opi::events::EventBus;
+use opi::model::{
+    DesiredLrp, Event, Instance, LrpId, LrpUpdate, Named, SchedulingInfo, Task, TaskCompletion,
+    TaskState, TaskStatus,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::error::K8sError;
+use crate::names::{self, label_value};
+use crate::translate::spec::{self, Secrets};
+use crate::translate::{self, Placement, env_secret_name, registry_secret_name};
+use crate::{instances, labels, tasks, watch};
+
+/// The Kubernetes backend. Dropping it stops its watches.
+pub struct K8sScheduler {
+    client: Client,
+    config: Config,
+    events: EventBus,
+    pods: Store<Pod>,
+    pods_synced: Arc<AtomicBool>,
+    jobs_synced: Arc<AtomicBool>,
+    watches: Vec<JoinHandle<()>>,
+}
+
+impl Drop for K8sScheduler {
+    fn drop(&mut self) {
+        for watch in &self.watches {
+            watch.abort();
+        }
+    }
+}
+
+type Result<T, E = K8sError> = std::result::Result<T, E>;
+
+/// `Ok(None)` for a 404.
+fn optional<T>(result: Result<T, kube::Error>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(error) => {
+            let error = K8sError::from(error);
+            if error.is_not_found() {
+                Ok(None)
+            } else {
+                Err(error)
+            }
+        }
+    }
+}
+
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+fn not_found(id: &LrpId) -> opi::Error {
+    opi::Error::NotFound(format!("LRP {id}"))
+}
+
+impl K8sScheduler {
+    /// A backend on `client`; starts the pod and Job watches (call within a
+    /// tokio runtime).
+    pub fn new(client: Client, config: Config) -> Self {
+        let events = EventBus::default();
+        let pods_synced = Arc::new(AtomicBool::new(false));
+        let jobs_synced = Arc::new(AtomicBool::new(false));
+        let (pods, pod_loop) = watch::pods(
+            Self::scoped_api(&client, &config),
+            events.clone(),
+            pods_synced.clone(),
+        );
+        let job_loop = watch::jobs(
+            Self::scoped_api(&client, &config),
+            client.clone(),
+            events.clone(),
+            jobs_synced.clone(),
+        );
+        let watches = vec![tokio::spawn(pod_loop), tokio::spawn(job_loop)];
+        Self {
+            client,
+            config,
+            events,
+            pods,
+            pods_synced,
+            jobs_synced,
+            watches,
+        }
+    }
+
+    /// A backend from a kubeconfig file, or the in-cluster / default
+    /// configuration when `kubeconfig` is `None`.
+    pub async fn connect(
+        kubeconfig: Option<&std::path::Path>,
+        config: Config,
+    ) -> Result<Self, K8sError> {
+        let kube_config = match kubeconfig {
+            Some(path) => {
+                let file = kube::config::Kubeconfig::read_from(path)?;
+                kube::Config::from_custom_kubeconfig(
+                    file,
+                    &kube::config::KubeConfigOptions::default(),
+                )
+                .await?
+            }
+            None => kube::Config::infer().await?,
+        };
+        let client = Client::try_from(kube_config).map_err(K8sError::from)?;
+        Ok(Self::new(client, config))
+    }
+
+    /// The pod cache, for tests and diagnostics.
+    pub fn pod_cache(&self) -> &Store<Pod> {
+        &self.pods
+    }
+
+    /// An API over every namespace Cube uses: the fixed one, or all.
+    fn scoped_api<K>(client: &Client, config: &Config) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        match &config.namespace {
+            Some(namespace) => Api::namespaced(client.clone(), namespace),
+            None => Api::all(client.clone()),
+        }
+    }
+
+    fn api<K>(&self, namespace: &str) -> Api<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.client.clone(), namespace)
+    }
+
+    async fn apply<K>(&self, namespace: &str, object: &K) -> Result<K>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + Serialize
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let name = object.meta().name.clone().unwrap_or_default();
+        let params = PatchParams::apply(&self.config.field_manager).force();
+        Ok(self
+            .api::<K>(namespace)
+            .patch(&name, &params, &Patch::Apply(object))
+            .await?)
+    }
+
+    async fn delete_if_present<K>(&self, namespace: &str, name: &str) -> Result<()>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let params = DeleteParams::background();
+        optional(self.api::<K>(namespace).delete(name, &params).await).map(drop)
+    }
+
+    // ---- lookups ---------------------------------------------------------
+
+    /// The StatefulSet of process `guid`, wherever it is.
+    async fn find_statefulset(&self, guid: &str) -> Result<Option<StatefulSet>> {
+        let selector = format!(
+            "{}={},{}={}",
+            labels::PROCESS_GUID,
+            label_value(guid),
+            labels::SOURCE_TYPE,
+            labels::SOURCE_APP
+        );
+        let list = Self::scoped_api::<StatefulSet>(&self.client, &self.config)
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .find(|sts| annotation(&sts.metadata, labels::PROCESS_GUID) == Some(guid)))
+    }
+
+    /// The StatefulSet running exactly `id` (guid and current version).
+    async fn current(&self, id: &LrpId) -> Result<StatefulSet, opi::Error> {
+        let sts = self
+            .find_statefulset(&id.guid)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        if spec::lrp_id(&sts).as_ref() == Some(id) {
+            Ok(sts)
+        } else {
+            Err(not_found(id))
+        }
+    }
+
+    async fn secrets(&self, sts: &StatefulSet) -> Result<Secrets> {
+        let namespace = sts.metadata.namespace.clone().unwrap_or_default();
+        let name = sts.metadata.name.clone().unwrap_or_default();
+        let api = self.api::<Secret>(&namespace);
+        let decode = |secret: Option<Secret>| -> BTreeMap<String, Vec<u8>> {
+            secret
+                .and_then(|s| s.data)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, v.0))
+                .collect()
+        };
+        let env = decode(optional(api.get(&env_secret_name(&name)).await)?);
+        let environment = env
+            .into_iter()
+            .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+            .collect();
+        let mut secrets = Secrets {
+            environment,
+            credentials: None,
+        };
+        let image = sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.containers.first())
+            .and_then(|c| c.image.clone())
+            .unwrap_or_default();
+        let registry = decode(optional(api.get(&registry_secret_name(&name)).await)?);
+        if let Some(config) = registry.get(".dockerconfigjson") {
+            secrets.credentials = translate::pod::credentials_from_docker_config(&image, config);
+        }
+        Ok(secrets)
+    }
+
+    async fn read_lrp(&self, sts: &StatefulSet) -> Result<DesiredLrp> {
+        let secrets = self.secrets(sts).await?;
+        spec::desired_lrp(sts, secrets).map_err(|e| K8sError::Corrupt(e.to_string()))
+    }
+
+    fn placement_of(sts: &StatefulSet, superseded_versions: Vec<String>) -> Placement {
+        Placement {
+            namespace: sts.metadata.namespace.clone().unwrap_or_default(),
+            name: sts.metadata.name.clone().unwrap_or_default(),
+            superseded_versions,
+        }
+    }
+
+    /// The namespace of a space: the fixed one, the one labelled with the
+    /// space guid, or a new one named `<org>-<space>` (hashed when another
+    /// space owns that name). Creates it when needed.
+    async fn namespace_for(&self, space: &Named, org: &Named) -> Result<String> {
+        if let Some(namespace) = &self.config.namespace {
+            return Ok(namespace.clone());
+        }
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let guid_label = label_value(&space.guid);
+        let selector = format!("{}={}", labels::SPACE_GUID, guid_label);
+        let owned = api.list(&ListParams::default().labels(&selector)).await?;
+        if let Some(name) = owned.items.into_iter().find_map(|ns| ns.metadata.name) {
+            return Ok(name);
+        }
+        let plain = names::namespace_name(&org.name, &space.name, &space.guid);
+        let name = match optional(api.get(&plain).await)? {
+            Some(existing)
+                if existing
+                    .metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::SPACE_GUID))
+                    != Some(&guid_label) =>
+            {
+                names::namespace_name_on_collision(&org.name, &space.name, &space.guid)
+            }
+            _ => plain,
+        };
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(BTreeMap::from([(
+                    labels::SPACE_GUID.to_owned(),
+                    guid_label,
+                )])),
+                annotations: Some(BTreeMap::from([
+                    (labels::SPACE_NAME.to_owned(), space.name.clone()),
+                    (labels::ORG_NAME.to_owned(), org.name.clone()),
+                    (labels::ORG_GUID.to_owned(), org.guid.clone()),
+                ])),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        let params = PatchParams::apply(&self.config.field_manager).force();
+        api.patch(&name, &params, &Patch::Apply(&namespace)).await?;
+        Ok(name)
+    }
+
+    /// The StatefulSet name for a new process in `namespace`: the plain name
+    /// unless another process guid holds it.
+    async fn statefulset_name(&self, namespace: &str, lrp: &DesiredLrp) -> Result<String> {
+        let plain = names::statefulset_name(&lrp.app.name, &lrp.process_type, &lrp.id.guid);
+        let existing = optional(self.api::<StatefulSet>(namespace).get(&plain).await)?;
+        Ok(match existing {
+            Some(sts) if annotation(&sts.metadata, labels::PROCESS_GUID) != Some(&lrp.id.guid) => {
+                names::statefulset_name_on_collision(&lrp.app.name, &lrp.process_type, &lrp.id.guid)
+            }
+            _ => plain,
+        })
+    }
+
+    /// Applies every object of `lrp` at `placement`, in an order that lets a
+    /// repeated call finish what an interrupted one started.
+    async fn apply_lrp(&self, lrp: &DesiredLrp, placement: &Placement) -> Result<()> {
+        let namespace = &placement.namespace;
+        self.apply(namespace, &translate::lrp::env_secret(lrp, placement))
+            .await?;
+        match translate::lrp::registry_secret(lrp, placement) {
+            Some(secret) => {
+                self.apply(namespace, &secret).await?;
+            }
+            None => {
+                self.delete_if_present::<Secret>(namespace, &registry_secret_name(&placement.name))
+                    .await?;
+            }
+        }
+        self.apply(
+            namespace,
+            &translate::lrp::statefulset(lrp, placement, &self.config),
+        )
+        .await?;
+        match translate::lrp::pdb(lrp, placement) {
+            Some(pdb) => {
+                self.apply(namespace, &pdb).await?;
+            }
+            None => {
+                self.delete_if_present::<PodDisruptionBudget>(namespace, &placement.name)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_job(&self, guid: &str) -> Result<Option<Job>> {
+        let selector = format!("{}={}", labels::TASK_GUID, label_value(guid));
+        let list = Self::scoped_api::<Job>(&self.client, &self.config)
+            .list(&ListParams::default().labels(&selector))
+            .await?;
+        Ok(list
+            .items
+            .into_iter()
+            .find(|job| tasks::guid(job) == Some(guid)))
+    }
+}
+
+#[async_trait::async_trait]
+impl opi::Scheduler for K8sScheduler {
+    async fn desire(&self, lrp: DesiredLrp) -> Result<(), opi::Error> {
+        let placement = match self.find_statefulset(&lrp.id.guid).await? {
+            Some(sts) => {
+                let mut superseded = spec::superseded_versions(&sts);
+                if let Some(running) = spec::lrp_id(&sts)
+                    && running.version != lrp.id.version
+                    && !superseded.contains(&running.version)
+                {
+                    superseded.push(running.version);
+                }
+                superseded.retain(|v| v != &lrp.id.version);
+                Self::placement_of(&sts, superseded)
+            }
+            None => {
+                let namespace = self.namespace_for(&lrp.space, &lrp.org).await?;
+                let name = self.statefulset_name(&namespace, &lrp).await?;
+                Placement {
+                    namespace,
+                    name,
+                    superseded_versions: Vec::new(),
+                }
+            }
+        };
+        self.apply_lrp(&lrp, &placement).await?;
+        Ok(())
+    }
+
+    async fn update(&self, id: &LrpId, update: LrpUpdate) -> Result<(), opi::Error> {
+        let sts = self.current(id).await?;
+        let mut lrp = self.read_lrp(&sts).await?;
+        lrp.apply(&update);
+        let placement = Self::placement_of(&sts, spec::superseded_versions(&sts));
+        self.apply_lrp(&lrp, &placement).await?;
+        Ok(())
+    }
+
+    async fn get(&self, id: &LrpId) -> Result<DesiredLrp, opi::Error> {
+        let sts = self.current(id).await?;
+        Ok(self.read_lrp(&sts).await?)
+    }
+
+    async fn list(&self) -> Result<Vec<SchedulingInfo>, opi::Error> {
+        let selector = format!("{}={}", labels::SOURCE_TYPE, labels::SOURCE_APP);
+        let list = Self::scoped_api::<StatefulSet>(&self.client, &self.config)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(K8sError::from)?;
+        Ok(list
+            .items
+            .iter()
+            .filter_map(|sts| {
+                Some(SchedulingInfo {
+                    id: spec::lrp_id(sts)?,
+                    annotation: annotation(&sts.metadata, labels::LAST_UPDATED)
+                        .unwrap_or("")
+                        .to_owned(),
+                    instances: u32::try_from(sts.spec.as_ref()?.replicas.unwrap_or(1)).unwrap_or(0),
+                })
+            })
+            .collect())
+    }
+
+    async fn stop(&self, id: &LrpId) -> Result<(), opi::Error> {
+        let sts = self
+            .find_statefulset(&id.guid)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let superseded = spec::superseded_versions(&sts);
+        if spec::lrp_id(&sts).as_ref() != Some(id) {
+            // An older version: it was replaced already; forget it, and leave
+            // the StatefulSet running the newer one.
+            if !superseded.contains(&id.version) {
+                return Err(not_found(id));
+            }
+            let lrp = self.read_lrp(&sts).await?;
+            let remaining = superseded
+                .into_iter()
+                .filter(|v| v != &id.version)
+                .collect();
+            self.apply_lrp(&lrp, &Self::placement_of(&sts, remaining))
+                .await?;
+            return Ok(());
+        }
+        let placement = Self::placement_of(&sts, superseded);
+        let namespace = &placement.namespace;
+        // The StatefulSet goes last: while it exists, a repeated stop finds
+        // it and finishes the job.
+        self.delete_if_present::<PodDisruptionBudget>(namespace, &placement.name)
+            .await?;
+        self.delete_if_present::<Secret>(namespace, &registry_secret_name(&placement.name))
+            .await?;
+        self.delete_if_present::<Secret>(namespace, &env_secret_name(&placement.name))
+            .await?;
+        self.delete_if_present::<StatefulSet>(namespace, &placement.name)
+            .await?;
+        Ok(())
+    }
+
+    async fn stop_instance(&self, id: &LrpId, index: u32) -> Result<(), opi::Error> {
+        let sts = self.current(id).await?;
+        let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        if i64::from(index) >= i64::from(replicas) {
+            return Err(opi::Error::NotFound(format!(
+                "instance {index} of LRP {id}"
+            )));
+        }
+        let namespace = sts.metadata.namespace.clone().unwrap_or_default();
+        let pod = format!("{}-{index}", sts.metadata.name.clone().unwrap_or_default());
+        // Gone already (being replaced) is as good as stopped.
+        self.delete_if_present::<Pod>(&namespace, &pod).await?;
+        Ok(())
+    }
+
+    async fn instances(&self, id: &LrpId) -> Result<Vec<Instance>, opi::Error> {
+        let sts = self.current(id).await?;
+        let namespace = sts.metadata.namespace.clone();
+        let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+        let mut found: Vec<Instance> = self
+            .pods
+            .state()
+            .iter()
+            .filter(|pod| pod.metadata.namespace == namespace)
+            .filter(|pod| instances::lrp_id(pod).as_ref() == Some(id))
+            .filter_map(|pod| instances::instance(pod))
+            .filter(|instance| i64::from(instance.index) < i64::from(replicas))
+            .collect();
+        found.sort_by_key(|i| i.index);
+        found.dedup_by_key(|i| i.index);
+        Ok(found)
+    }
+
+    async fn desire_task(&self, task: Task) -> Result<(), opi::Error> {
+        if self.find_job(&task.guid).await?.is_some() {
+            return Err(opi::Error::Conflict(format!(
+                "task {} already exists",
+                task.guid
+            )));
+        }
+        let namespace = self.namespace_for(&task.space, &task.org).await?;
+        let job = translate::task::job(&task, &namespace, &self.config);
+        let params = PostParams {
+            field_manager: Some(self.config.field_manager.clone()),
+            ..PostParams::default()
+        };
+        // Create, not apply: a second task with this guid must fail, not merge.
+        let created = self
+            .api::<Job>(&namespace)
+            .create(&params, &job)
+            .await
+            .map_err(K8sError::from)
+            .map_err(|e| match e {
+                e if e.is_conflict() => {
+                    opi::Error::Conflict(format!("task {} already exists", task.guid))
+                }
+                e => opi::Error::from(e),
+            })?;
+        self.apply(&namespace, &translate::task::env_secret(&task, &created))
+            .await?;
+        if let Some(secret) = translate::task::registry_secret(&task, &created) {
+            self.apply(&namespace, &secret).await?;
+        }
+        Ok(())
+    }
+
+    async fn get_task(&self, guid: &str) -> Result<TaskStatus, opi::Error> {
+        self.find_job(guid)
+            .await?
+            .as_ref()
+            .and_then(tasks::status)
+            .ok_or_else(|| opi::Error::NotFound(format!("task {guid}")))
+    }
+
+    async fn list_tasks(&self) -> Result<Vec<TaskStatus>, opi::Error> {
+        let selector = format!("{}={}", labels::SOURCE_TYPE, labels::SOURCE_TASK);
+        let list = Self::scoped_api::<Job>(&self.client, &self.config)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(K8sError::from)?;
+        Ok(list.items.iter().filter_map(tasks::status).collect())
+    }
+
+    async fn cancel_task(&self, guid: &str) -> Result<(), opi::Error> {
+        let job = self
+            .find_job(guid)
+            .await?
+            .ok_or_else(|| opi::Error::NotFound(format!("task {guid}")))?;
+        let namespace = job.metadata.namespace.clone().unwrap_or_default();
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let finished = matches!(tasks::state(&job), TaskState::Completed { .. });
+        self.delete_if_present::<Job>(&namespace, &name).await?;
+        if !finished {
+            self.events.publish(Event::TaskCompleted(TaskCompletion {
+                guid: guid.to_owned(),
+                completion_callback: annotation(&job.metadata, labels::COMPLETION_CALLBACK)
+                    .unwrap_or("")
+                    .to_owned(),
+                failed: true,
+                failure_reason: "cancelled".into(),
+                result: String::new(),
+            }));
+        }
+        Ok(())
+    }
+
+    fn events(&self) -> BoxStream<'static, Event> {
+        self.events.subscribe()
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        if !self.pods_synced.load(Ordering::SeqCst) {
+            return Err("pod cache not synced with the apiserver yet".into());
+        }
+        if !self.jobs_synced.load(Ordering::SeqCst) {
+            return Err("job watch not synced with the apiserver yet".into());
+        }
+        Ok(())
+    }
+}

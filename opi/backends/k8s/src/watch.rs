@@ -1,0 +1,161 @@
+//! The watches behind [`crate::K8sScheduler`]: a reflector (shared cache) of
+//! LRP pods that also turns container restarts into crash events, and a Job
+//! watch that turns finished Jobs into task-completed events.
+//!
+//! Both loops run until their [`tokio::task::JoinHandle`] is aborted; watch
+//! errors (apiserver down, 410 Gone) are retried with backoff by
+//! kube-runtime, which relists and hands us `Init…InitDone` again.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use opi::events::EventBus;
+use opi::model::Event;
+
+use crate::instances::{Seen, observe};
+use crate::labels;
+
+/// Field manager of the completion-reported annotation: a separate manager
+/// so this one-field apply never touches the fields `cube` owns.
+pub const COMPLETION_MANAGER: &str = "cube-task-completion";
+
+/// Starts the pod reflector; returns its store and the loop to spawn.
+pub fn pods(
+    api: Api<Pod>,
+    events: EventBus,
+    synced: Arc<AtomicBool>,
+) -> (
+    Store<Pod>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (store, writer) = reflector::store();
+    let config = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::SOURCE_TYPE,
+        labels::SOURCE_APP
+    ));
+    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let task = async move {
+        let mut seen: HashMap<String, Seen> = HashMap::new();
+        let mut listed: HashSet<String> = HashSet::new();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(watcher::Event::Init) => listed.clear(),
+                Ok(watcher::Event::InitApply(pod)) => {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    let previous = seen.get(&uid);
+                    // A pod first met while listing may show a crash from
+                    // before Cube started: remember it, do not report it.
+                    let report = previous.is_some();
+                    let (next, crash) = observe(previous, &pod, report);
+                    seen.insert(uid.clone(), next);
+                    listed.insert(uid);
+                    if let Some(crash) = crash {
+                        events.publish(Event::Crashed(crash));
+                    }
+                }
+                Ok(watcher::Event::InitDone) => {
+                    seen.retain(|uid, _| listed.contains(uid));
+                    synced.store(true, Ordering::SeqCst);
+                }
+                Ok(watcher::Event::Apply(pod)) => {
+                    let uid = pod.metadata.uid.clone().unwrap_or_default();
+                    let (next, crash) = observe(seen.get(&uid), &pod, true);
+                    seen.insert(uid, next);
+                    if let Some(crash) = crash {
+                        tracing::info!(
+                            process_guid = %crash.id,
+                            index = crash.index,
+                            exit_status = crash.exit_status,
+                            "instance crashed"
+                        );
+                        events.publish(Event::Crashed(crash));
+                    }
+                }
+                Ok(watcher::Event::Delete(pod)) => {
+                    seen.remove(&pod.metadata.uid.clone().unwrap_or_default());
+                }
+                Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
+            }
+        }
+    };
+    (store, task)
+}
+
+/// The Job watch loop: reports each finished task once and marks its Job.
+pub fn jobs(
+    api: Api<Job>,
+    client: Client,
+    events: EventBus,
+    synced: Arc<AtomicBool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let config = watcher::Config::default().labels(&format!(
+        "{}={}",
+        labels::SOURCE_TYPE,
+        labels::SOURCE_TASK
+    ));
+    let stream = watcher(api, config).default_backoff();
+    async move {
+        // Jobs reported by this process whose annotation may not be back yet.
+        let mut reported: HashSet<String> = HashSet::new();
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let job = match event {
+                Ok(watcher::Event::Apply(job) | watcher::Event::InitApply(job)) => job,
+                Ok(watcher::Event::Delete(job)) => {
+                    reported.remove(&job.metadata.uid.clone().unwrap_or_default());
+                    continue;
+                }
+                Ok(watcher::Event::InitDone) => {
+                    synced.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                Ok(watcher::Event::Init) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "job watch failed; retrying");
+                    continue;
+                }
+            };
+            let uid = job.metadata.uid.clone().unwrap_or_default();
+            if reported.contains(&uid) {
+                continue;
+            }
+            let Some(completion) = crate::tasks::completion(&job) else {
+                continue;
+            };
+            reported.insert(uid);
+            tracing::info!(task_guid = %completion.guid, failed = completion.failed, "task completed");
+            events.publish(Event::TaskCompleted(completion));
+            mark_reported(&client, &job).await;
+        }
+    }
+}
+
+async fn mark_reported(client: &Client, job: &Job) {
+    let (Some(name), Some(namespace)) = (&job.metadata.name, &job.metadata.namespace) else {
+        return;
+    };
+    let api: Api<Job> = Api::namespaced(client.clone(), namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "annotations": { labels::COMPLETION_REPORTED: "true" },
+        },
+    });
+    let params = PatchParams::apply(COMPLETION_MANAGER).force();
+    if let Err(error) = api.patch(name, &params, &Patch::Apply(&patch)).await {
+        // Not fatal: at worst a restarted Cube reports the completion again.
+        tracing::warn!(%error, job = %name, "could not mark task completion as reported");
+    }
+}
