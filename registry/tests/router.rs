@@ -705,3 +705,13 @@ async fn leftover_temp_files_are_cleared_on_start_and_never_served() {
         "BLOB_UNKNOWN"
     );
 }
+
+#[tokio::test]
+async fn blobs_larger_than_axum_body_limits_stream_through() {
+    let (_dir, router, _) = fresh().await;
+    let data: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    let digest = push_blob(&router, "big", &data).await;
+    let reply = get(&router, &format!("/v2/big/blobs/{digest}")).await;
+    assert_eq!(reply.body.len(), data.len());
+    assert_eq!(Digest::of(&reply.body), digest);
+}

@@ -419,3 +419,26 @@ async fn write_stream(
     out.into_inner().sync_all().await.map_err(io)?;
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_round_trip_to_digests() {
+        let digest = Digest::of(b"x");
+        let name = Name::parse("a/b").unwrap();
+        assert_eq!(digest_of_key(&blob_key(&digest)), Some(digest.clone()));
+        assert_eq!(
+            digest_of_key(&layer_link(&name, &digest)),
+            Some(digest.clone())
+        );
+        assert_eq!(
+            digest_of_key(&revision_key(&name, &digest)),
+            Some(digest.clone())
+        );
+        let tag = Tag::parse("v1").unwrap();
+        assert_eq!(digest_of_key(&tag_key(&name, &tag)), None);
+        assert_eq!(digest_of_key("blobs/sha256/ab/not-hex"), None);
+    }
+}
