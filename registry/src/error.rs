@@ -47,6 +47,9 @@ pub enum Error {
     /// A declared size does not match (400 `SIZE_INVALID`).
     #[error("size invalid: {0}")]
     SizeInvalid(String),
+    /// A pagination parameter is malformed (400 `PAGINATION_NUMBER_INVALID`).
+    #[error("invalid pagination: {0}")]
+    PaginationInvalid(String),
     /// A `Range` cannot be satisfied (416 `BLOB_UNKNOWN` range).
     #[error("requested range not satisfiable: {0}")]
     RangeInvalid(String),
@@ -92,6 +95,7 @@ impl Error {
             Self::NameUnknown(_) => ("NAME_UNKNOWN", S::NOT_FOUND),
             Self::TooLarge(_) => ("SIZE_INVALID", S::PAYLOAD_TOO_LARGE),
             Self::SizeInvalid(_) => ("SIZE_INVALID", S::BAD_REQUEST),
+            Self::PaginationInvalid(_) => ("PAGINATION_NUMBER_INVALID", S::BAD_REQUEST),
             Self::RangeInvalid(_) => ("RANGE_INVALID", S::RANGE_NOT_SATISFIABLE),
             Self::DropletInvalid(_) => ("DROPLET_INVALID", S::BAD_REQUEST),
             Self::Unauthorized => ("UNAUTHORIZED", S::UNAUTHORIZED),

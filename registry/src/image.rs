@@ -36,6 +36,9 @@ pub struct Imported {
 /// Turns droplets into images.
 pub struct Importer {
     store: Arc<Store>,
+    /// One lock per image being imported, so concurrent imports of the same
+    /// droplet convert it once and the others find the tag.
+    in_flight: std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     rootfs: RootfsProvider,
     limits: Limits,
     http: reqwest::Client,
@@ -63,6 +66,7 @@ impl Importer {
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
         Ok(Self {
             store,
+            in_flight: Default::default(),
             rootfs,
             limits,
             http,
@@ -88,6 +92,47 @@ impl Importer {
                 created: false,
             });
         }
+        let key = format!("{name}:{hash}");
+        let lock = {
+            let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+            in_flight.entry(key.clone()).or_default().clone()
+        };
+        let result = async {
+            let _guard = lock.lock().await;
+            // Whoever held the lock before may have published it meanwhile.
+            if let Some(digest) = self.store.tag_target(name, hash).await? {
+                return Ok(Imported {
+                    digest,
+                    created: false,
+                });
+            }
+            self.import_new(name, hash, source).await
+        }
+        .await;
+        drop(lock);
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if in_flight
+            .get(&key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            in_flight.remove(&key);
+        }
+        result
+    }
+
+    /// How many imports are running or waiting for another import of the same
+    /// image to finish.
+    pub fn in_flight(&self) -> usize {
+        let in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.values().map(|l| Arc::strong_count(l) - 1).sum()
+    }
+
+    async fn import_new(
+        &self,
+        name: &Name,
+        hash: &Tag,
+        source: DropletSource,
+    ) -> Result<Imported, Error> {
         let rootfs = self.rootfs.get(&self.store).await?;
         let body = match source {
             DropletSource::Body(body) => body,

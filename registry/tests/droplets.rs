@@ -109,6 +109,91 @@ async fn importing_twice_is_a_no_op() {
     assert_eq!(first.json()["digest"], second.json()["digest"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_imports_of_one_droplet_convert_it_once() {
+    use registry::image::DropletSource;
+    use registry::{Name, Tag};
+
+    let (_dir, _router, state) = with_rootfs().await;
+    let droplet = droplet(&[("run.sh", b"same")]);
+    let (name, hash) = (
+        Name::parse(GUID).unwrap(),
+        Tag::parse(&sha1_hex(&droplet)).unwrap(),
+    );
+
+    // Import A streams its body from a channel the test controls; it reports
+    // when it starts reading.
+    let (data_tx, data_rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(1);
+    let (polled_tx, polled_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut polled_tx = Some(polled_tx);
+    let body = futures::stream::unfold(data_rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    let body = futures::StreamExt::inspect(body, move |_| {
+        if let Some(tx) = polled_tx.take() {
+            let _ = tx.send(());
+        }
+    });
+    let a = {
+        let (state, name, hash) = (state.clone(), name.clone(), hash.clone());
+        let body = futures::StreamExt::boxed(body);
+        tokio::spawn(async move {
+            state
+                .importer
+                .import(&name, &hash, DropletSource::Body(body))
+                .await
+        })
+    };
+    data_tx
+        .send(Ok(bytes::Bytes::from(droplet[..10].to_vec())))
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), polled_rx)
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Import B of the same droplet must wait for A rather than convert again.
+    let b = {
+        let (state, name, hash, droplet) =
+            (state.clone(), name.clone(), hash.clone(), droplet.clone());
+        let body =
+            futures::StreamExt::boxed(futures::stream::iter([Ok(bytes::Bytes::from(droplet))]));
+        tokio::spawn(async move {
+            state
+                .importer
+                .import(&name, &hash, DropletSource::Body(body))
+                .await
+        })
+    };
+    let mut waited = false;
+    for _ in 0..1000 {
+        if state.importer.in_flight() == 2 {
+            waited = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert!(
+        waited,
+        "B never queued behind A (in flight: {})",
+        state.importer.in_flight()
+    );
+    assert!(!b.is_finished(), "B finished while A was still reading");
+
+    data_tx
+        .send(Ok(bytes::Bytes::from(droplet[10..].to_vec())))
+        .await
+        .unwrap();
+    drop(data_tx);
+    let a = a.await.unwrap().unwrap();
+    let b = b.await.unwrap().unwrap();
+    assert!(a.created && !b.created, "{a:?} {b:?}");
+    assert_eq!(a.digest, b.digest);
+    assert_eq!(state.importer.in_flight(), 0);
+}
+
 #[tokio::test]
 async fn hostile_droplets_are_refused_and_nothing_is_published() {
     let (_dir, router, state) = with_rootfs().await;

@@ -433,6 +433,12 @@ async fn tags_and_catalog_paginate() {
     let rest = get(&router, "/v2/_catalog?last=r%2Fb").await;
     assert_eq!(rest.json()["repositories"], serde_json::json!(["r/c"]));
 
+    let bad = get(&router, "/v2/_catalog?n=-1").await;
+    assert_eq!(
+        (bad.status, bad.code().as_str()),
+        (StatusCode::BAD_REQUEST, "PAGINATION_NUMBER_INVALID")
+    );
+
     let unknown = get(&router, "/v2/nope/tags/list").await;
     assert_eq!(
         (unknown.status, unknown.code().as_str()),

@@ -16,7 +16,7 @@ fn page(sorted: Vec<String>, query: &Query) -> Result<(Vec<String>, Option<usize
         .get("n")
         .map(|n| {
             n.parse::<usize>().map_err(|_| {
-                Error::Unsupported(format!("`n` must be a non-negative number: {n:?}"))
+                Error::PaginationInvalid(format!("`n` must be a non-negative number: {n:?}"))
             })
         })
         .transpose()?;
