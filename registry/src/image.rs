@@ -74,6 +74,11 @@ impl Importer {
         })
     }
 
+    /// The limits droplets are held to.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The store images are written to.
     pub fn store(&self) -> &Arc<Store> {
         &self.store

@@ -294,8 +294,16 @@ async fn gzip_bombs_stop_at_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
     config.droplet_limits.max_unpacked = 1 << 20;
+    config.droplet_limits.max_compressed = 100 << 10;
     let (router, _) = registry(config).await;
-    let bomb = droplet(&[("zeros", &vec![0u8; 16 << 20])]);
+    // Each entry is under the limit; together they unpack far past it.
+    let zeros = vec![0u8; 512 << 10];
+    let names: Vec<String> = (0..32).map(|i| format!("zeros-{i}")).collect();
+    let files: Vec<(&str, &[u8])> = names
+        .iter()
+        .map(|n| (n.as_str(), zeros.as_slice()))
+        .collect();
+    let bomb = droplet(&files);
     assert!(bomb.len() < 100 << 10);
     let reply = send(
         &router,
@@ -309,6 +317,23 @@ async fn gzip_bombs_stop_at_the_limit() {
         (reply.status, reply.code().as_str()),
         (StatusCode::PAYLOAD_TOO_LARGE, "SIZE_INVALID")
     );
+    let message = reply.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("unpacks to more than"), "{message}");
+
+    // A declared Content-Length over the limit is refused before reading.
+    let big = vec![0u8; 200 << 10];
+    let headers = [("content-length", "204800")];
+    let uri = format!("/v2/{GUID}/droplets?hash=big");
+    let reply = send(&router, Method::POST, &uri, &headers, big).await;
+    assert_eq!(reply.code(), "SIZE_INVALID");
+    let message = reply.json()["errors"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("204800 bytes"), "{message}");
 }
 
 #[tokio::test]

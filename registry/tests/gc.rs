@@ -99,3 +99,51 @@ async fn collects_only_unreferenced_blobs() {
             .is_empty()
     );
 }
+
+/// Sets a file's modification time into the past.
+fn age(path: &std::path::Path, by: Duration) {
+    let file = std::fs::File::options().write(true).open(path).unwrap();
+    file.set_modified(std::time::SystemTime::now() - by)
+        .unwrap();
+}
+
+#[tokio::test]
+async fn checking_a_blob_protects_it_from_collection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (router, state) = registry(Config::new(dir.path())).await;
+    let (checked, forgotten) = (b"checked".as_slice(), b"forgotten".as_slice());
+    for data in [checked, forgotten] {
+        let digest = push_blob(&router, "app", data).await;
+        let hex = digest.hex();
+        age(
+            &dir.path().join(format!("blobs/sha256/{}/{hex}", &hex[..2])),
+            Duration::from_secs(7200),
+        );
+        age(
+            &dir.path()
+                .join(format!("repositories/app/_layers/sha256/{hex}")),
+            Duration::from_secs(7200),
+        );
+    }
+    // A client checks one blob before referencing it in a manifest.
+    let head = send(
+        &router,
+        Method::HEAD,
+        &format!("/v2/app/blobs/{}", Digest::of(checked)),
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::OK);
+
+    let report = registry::gc::collect(&state.store, Duration::from_secs(3600), false)
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, vec![Digest::of(forgotten)]);
+    assert_eq!(
+        get(&router, &format!("/v2/app/blobs/{}", Digest::of(checked)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}

@@ -121,8 +121,18 @@ async fn push_and_pull_through_object_store() {
         String::from_utf8_lossy(&reply.body)
     );
 
+    // Over 8 MiB: stored with a multipart upload.
+    let large: Vec<u8> = (0..9_000_000u32).map(|i| (i % 253) as u8).collect();
+    let large_digest = push_blob(&router, "o/app", &large).await;
+    let back = get(&router, &format!("/v2/o/app/blobs/{large_digest}")).await;
+    assert_eq!(Digest::of(&back.body), large_digest);
+
     let report = registry::gc::collect(&store, std::time::Duration::ZERO, false)
         .await
         .unwrap();
-    assert!(report.deleted.is_empty(), "{report:?}");
+    assert_eq!(
+        report.deleted,
+        vec![large_digest],
+        "only the unreferenced blob goes"
+    );
 }

@@ -36,6 +36,17 @@ pub(super) async fn import(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/json"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let limit = state.importer.limits().max_compressed;
+    if let Some(length) = declared.filter(|length| !is_json && *length > limit) {
+        state.metrics.import("refused");
+        return Err(Error::TooLarge(format!(
+            "droplet is {length} bytes; the limit is {limit}"
+        )));
+    }
     let source = if is_json {
         let bytes = axum::body::to_bytes(body, MAX_JSON)
             .await

@@ -14,6 +14,9 @@ use tokio_util::io::ReaderStream;
 use super::backend::{Backend, ByteStream, Meta};
 use crate::Error;
 
+/// Bytes per chunk when streaming a file out.
+const READ_CHUNK: usize = 256 * 1024;
+
 /// Objects as files under `root`; temp files under `tmp` (same filesystem).
 #[derive(Debug, Clone)]
 pub struct FsBackend {
@@ -102,9 +105,9 @@ impl Backend for FsBackend {
                 file.seek(SeekFrom::Start(range.start))
                     .await
                     .map_err(io_error("seek", key))?;
-                ReaderStream::new(file.take(range.end - range.start)).boxed()
+                ReaderStream::with_capacity(file.take(range.end - range.start), READ_CHUNK).boxed()
             }
-            None => ReaderStream::new(file).boxed(),
+            None => ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
         };
         Ok(Some(stream))
     }

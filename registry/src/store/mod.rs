@@ -24,6 +24,7 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -44,6 +45,9 @@ pub struct Store {
     max_blob_bytes: u64,
     sessions: Mutex<upload::Sessions>,
 }
+
+/// Age after which reading a blob's existence refreshes its repository link.
+pub const LINK_REFRESH: Duration = Duration::from_secs(600);
 
 /// Storage key of a blob's content.
 pub fn blob_key(digest: &Digest) -> String {
@@ -145,17 +149,28 @@ impl Store {
     }
 
     /// Size of a blob that belongs to `name` (as a layer/config or a manifest).
+    ///
+    /// A layer link older than [`LINK_REFRESH`] is rewritten: a client that
+    /// checks a blob exists is about to reference it, and a young link keeps
+    /// gc away from the blob meanwhile.
     pub async fn blob_size(&self, name: &Name, digest: &Digest) -> Result<Option<u64>, Error> {
-        let linked = self
-            .backend
-            .head(&layer_link(name, digest))
-            .await?
-            .is_some()
-            || self
+        let link = layer_link(name, digest);
+        let linked = match self.backend.head(&link).await? {
+            Some(meta) => {
+                let age = SystemTime::now()
+                    .duration_since(meta.modified)
+                    .unwrap_or_default();
+                if age > LINK_REFRESH {
+                    self.backend.put_bytes(&link, Bytes::new()).await?;
+                }
+                true
+            }
+            None => self
                 .backend
                 .head(&revision_key(name, digest))
                 .await?
-                .is_some();
+                .is_some(),
+        };
         if !linked {
             return Ok(None);
         }
