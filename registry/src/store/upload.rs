@@ -166,8 +166,8 @@ impl Store {
             None => hash_file(&data).await?,
         };
         if actual != *digest {
-            // The session stays, as the spec allows a retry of the final PUT.
-            self.keep_hasher(id, Hasher::default());
+            // The session stays, as the spec allows a retry of the final PUT
+            // (the hash is then recomputed from the file).
             return Err(Error::DigestInvalid(format!(
                 "uploaded content has digest {actual}, not {digest}"
             )));
