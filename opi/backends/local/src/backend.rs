@@ -161,6 +161,23 @@ impl LocalScheduler {
         endpoints
     }
 
+    /// Every route host of every desired LRP (lower-cased, without path),
+    /// running or not.
+    pub fn routed_hosts(&self) -> std::collections::BTreeSet<String> {
+        lock(&self.inner.lrps)
+            .values()
+            .flat_map(|r| r.lrp.routes.cf_router.iter())
+            .map(|route| {
+                route
+                    .hostname
+                    .split('/')
+                    .next()
+                    .unwrap_or_default()
+                    .to_ascii_lowercase()
+            })
+            .collect()
+    }
+
     /// The directory the droplet of `id` is unpacked in (its `app/` is `$HOME`).
     pub fn droplet_dir(&self, id: &LrpId) -> Option<PathBuf> {
         lock(&self.inner.lrps)

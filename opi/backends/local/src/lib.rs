@@ -22,6 +22,7 @@ mod error;
 pub mod health;
 pub mod process;
 pub mod restart;
+pub mod router;
 pub mod store;
 mod supervisor;
 mod task;

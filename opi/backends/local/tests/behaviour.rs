@@ -243,3 +243,65 @@ async fn docker_images_are_refused_clearly_and_host_tasks_run() {
     assert!(done.failed);
     assert_eq!(done.failure_reason, "exited with status 4");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_reaches_healthy_instances_round_robin() {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = start(&dir).await;
+    let mut lrp = lrp(2);
+    lrp.routes.cf_router[0].hostname = "hello.localhost".into();
+    lrp.lifecycle = LrpLifecycle::Buildpack {
+        droplet_guid: DROPLET_GUID.into(),
+        droplet_hash: DROPLET_HASH.into(),
+        start_command: "mkdir -p $TMPDIR/www && echo instance-$CF_INSTANCE_INDEX > $TMPDIR/www/index.html && exec busybox httpd -f -p 127.0.0.1:$PORT -h $TMPDIR/www".into(),
+    };
+    scheduler.desire(lrp.clone()).await.unwrap();
+    running(&scheduler, &lrp.id, 2).await;
+
+    let router = opi_local::router::router(scheduler.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let http = opi::http::http_client_builder().build().unwrap();
+    let get = |host: &'static str| {
+        let http = http.clone();
+        async move {
+            let response = http
+                .get(format!("http://{addr}/index.html"))
+                .header("host", host)
+                .send()
+                .await
+                .unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        let (status, body) = get("HELLO.localhost:8080").await;
+        assert_eq!(status, 200, "{body}");
+        seen.insert(body.trim().to_owned());
+    }
+    assert_eq!(seen.len(), 2, "both instances answered: {seen:?}");
+
+    let (status, body) = get("nobody.localhost").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("no app has the route nobody.localhost"),
+        "{body}"
+    );
+
+    scheduler
+        .update(
+            &lrp.id,
+            opi::model::LrpUpdate {
+                instances: Some(0),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, body) = get("hello.localhost").await;
+    assert_eq!(status, 503);
+    assert!(body.contains("no running instances"), "{body}");
+    scheduler.shutdown().await;
+}
