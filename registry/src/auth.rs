@@ -5,9 +5,12 @@
 //! The users file has one entry per line (`#` starts a comment):
 //!
 //! ```text
-//! user  <name> sha256:<hex sha256 of the password>
-//! token <name> sha256:<hex sha256 of the token>
+//! user  <name> sha256:<hex sha256 of the password> [push|pull]
+//! token <name> sha256:<hex sha256 of the token>    [push|pull]
 //! ```
+//!
+//! `push` (the default) may pull and push; `pull` may only pull — give
+//! kubelets' image pull secrets `pull` credentials.
 //!
 //! Only hashes are stored, so the file can be read by the registry without
 //! holding any secret. Secrets should be long random strings: the hash is a
@@ -35,14 +38,26 @@ pub enum Action {
     Push,
 }
 
+/// Who a request authenticated as, and what they may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// User or token name from the users file.
+    pub name: String,
+    /// Whether they may push (otherwise only pull).
+    pub may_push: bool,
+}
+
 /// The registry's credentials and policy.
 #[derive(Default)]
 pub struct Auth {
     enabled: bool,
     anonymous_pull: bool,
-    users: HashMap<String, String>,
-    tokens: HashMap<String, String>,
-    issued: Mutex<HashMap<String, (String, Instant)>>,
+    /// User name → (password hash, may push).
+    users: HashMap<String, (String, bool)>,
+    /// Token hash → identity.
+    tokens: HashMap<String, Identity>,
+    /// Issued token hash → (identity, expiry).
+    issued: Mutex<HashMap<String, (Identity, Instant)>>,
 }
 
 fn hash(secret: &str) -> String {
@@ -84,22 +99,37 @@ impl Auth {
             if line.is_empty() {
                 continue;
             }
+            let at = |why: String| format!("line {}: {why}", number + 1);
             let fields: Vec<&str> = line.split_whitespace().collect();
-            let [kind, name, secret] = fields[..] else {
-                return Err(format!(
-                    "line {}: expected `user|token <name> sha256:<hex>`",
-                    number + 1
-                ));
+            let (kind, name, secret, access) = match fields[..] {
+                [kind, name, secret] => (kind, name, secret, "push"),
+                [kind, name, secret, access] => (kind, name, secret, access),
+                _ => {
+                    return Err(at(
+                        "expected `user|token <name> sha256:<hex> [push|pull]`".into()
+                    ));
+                }
             };
-            let digest: Digest = secret
-                .parse()
-                .map_err(|e| format!("line {}: {e}", number + 1))?;
+            let may_push = match access {
+                "push" => true,
+                "pull" => false,
+                other => return Err(at(format!("access must be push or pull, not {other:?}"))),
+            };
+            let digest: Digest = secret.parse().map_err(|e| at(format!("{e}")))?;
             let hex = digest.hex().to_owned();
             match kind {
-                "user" => auth.users.insert(name.to_owned(), hex),
-                "token" => auth.tokens.insert(hex, name.to_owned()),
-                other => return Err(format!("line {}: unknown entry kind {other:?}", number + 1)),
-            };
+                "user" => {
+                    auth.users.insert(name.to_owned(), (hex, may_push));
+                }
+                "token" => {
+                    let identity = Identity {
+                        name: name.to_owned(),
+                        may_push,
+                    };
+                    auth.tokens.insert(hex, identity);
+                }
+                other => return Err(at(format!("unknown entry kind {other:?}"))),
+            }
         }
         Ok(auth)
     }
@@ -110,23 +140,28 @@ impl Auth {
     }
 
     /// Who sent `authorization` (the `Authorization` header), if allowed to do
-    /// `action`. `Ok(None)` means anonymous and allowed.
+    /// `action`. `Ok(None)` means anonymous and allowed. Unknown credentials
+    /// are `Unauthorized`; a pull-only identity pushing is `Denied`.
     pub fn check(
         &self,
         authorization: Option<&str>,
         action: Action,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Option<Identity>, Error> {
         if !self.enabled {
             return Ok(None);
         }
-        match authorization {
-            None if self.anonymous_pull && action == Action::Pull => Ok(None),
-            None => Err(Error::Unauthorized),
-            Some(header) => self.identify(header).map(Some).ok_or(Error::Unauthorized),
+        let identity = match authorization {
+            None if self.anonymous_pull && action == Action::Pull => return Ok(None),
+            None => return Err(Error::Unauthorized),
+            Some(header) => self.identify(header).ok_or(Error::Unauthorized)?,
+        };
+        if action == Action::Push && !identity.may_push {
+            return Err(Error::Denied(format!("{} may only pull", identity.name)));
         }
+        Ok(Some(identity))
     }
 
-    fn identify(&self, header: &str) -> Option<String> {
+    fn identify(&self, header: &str) -> Option<Identity> {
         let (scheme, value) = header.trim().split_once(' ')?;
         let value = value.trim();
         if scheme.eq_ignore_ascii_case("basic") {
@@ -135,35 +170,38 @@ impl Auth {
                 .ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
             let (user, password) = decoded.split_once(':')?;
-            let expected = self.users.get(user)?;
-            same(expected, &hash(password)).then(|| user.to_owned())
+            let (expected, may_push) = self.users.get(user)?;
+            same(expected, &hash(password)).then(|| Identity {
+                name: user.to_owned(),
+                may_push: *may_push,
+            })
         } else if scheme.eq_ignore_ascii_case("bearer") {
             let hashed = hash(value);
-            if let Some(name) = self.tokens.get(&hashed) {
-                return Some(name.clone());
+            if let Some(identity) = self.tokens.get(&hashed) {
+                return Some(identity.clone());
             }
             let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
             let now = Instant::now();
             issued.retain(|_, (_, expiry)| *expiry > now);
-            issued.get(&hashed).map(|(name, _)| name.clone())
+            issued.get(&hashed).map(|(identity, _)| identity.clone())
         } else {
             None
         }
     }
 
-    /// Issues a bearer token to the holder of valid Basic credentials (or, with
-    /// anonymous pull, to anyone for pulling — such a token is not needed but
-    /// keeps token-flow clients happy).
+    /// Issues a bearer token, with the holder's rights, for valid Basic
+    /// credentials. With anonymous pull, anyone gets a (pull-only, and not
+    /// needed) token, which keeps token-flow clients happy.
     pub fn issue_token(&self, authorization: Option<&str>) -> Result<(String, Duration), Error> {
-        let who = match authorization {
-            Some(header) if self.enabled => self.identify(header).ok_or(Error::Unauthorized)?,
-            None if self.enabled && !self.anonymous_pull => return Err(Error::Unauthorized),
-            _ => "anonymous".to_owned(),
-        };
         let token = crate::store::fs::random_id() + &crate::store::fs::random_id();
-        if who != "anonymous" {
-            let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
-            issued.insert(hash(&token), (who, Instant::now() + TOKEN_TTL));
+        match authorization {
+            Some(header) if self.enabled => {
+                let identity = self.identify(header).ok_or(Error::Unauthorized)?;
+                let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+                issued.insert(hash(&token), (identity, Instant::now() + TOKEN_TTL));
+            }
+            None if self.enabled && !self.anonymous_pull => return Err(Error::Unauthorized),
+            _ => {}
         }
         Ok((token, TOKEN_TTL))
     }
@@ -193,12 +231,14 @@ mod tests {
         let auth = Auth::parse(&file(), false).unwrap();
         assert_eq!(
             auth.check(Some(&basic("alice", "wonderland")), Action::Push)
-                .unwrap(),
+                .unwrap()
+                .map(|i| i.name),
             Some("alice".into())
         );
         assert_eq!(
             auth.check(Some("Bearer s3cret-token"), Action::Push)
-                .unwrap(),
+                .unwrap()
+                .map(|i| i.name),
             Some("sink".into())
         );
         for bad in [
@@ -245,7 +285,9 @@ mod tests {
         assert_eq!(ttl, TOKEN_TTL);
         let header = format!("Bearer {token}");
         assert_eq!(
-            auth.check(Some(&header), Action::Push).unwrap(),
+            auth.check(Some(&header), Action::Push)
+                .unwrap()
+                .map(|i| i.name),
             Some("alice".into())
         );
         // Expire it by hand: expiry is a deadline, not a sleep.
@@ -259,10 +301,38 @@ mod tests {
     }
 
     #[test]
+    fn pull_only_identities_cannot_push() {
+        let text = format!(
+            "user kubelet sha256:{} pull\ntoken reader sha256:{} pull\n",
+            hash("pw"),
+            hash("read-token")
+        );
+        let auth = Auth::parse(&text, false).unwrap();
+        for header in [basic("kubelet", "pw"), "Bearer read-token".to_owned()] {
+            let who = auth.check(Some(&header), Action::Pull).unwrap().unwrap();
+            assert!(!who.may_push);
+            assert!(matches!(
+                auth.check(Some(&header), Action::Push),
+                Err(Error::Denied(_))
+            ));
+        }
+        // Issued tokens carry the holder's rights.
+        let (token, _) = auth.issue_token(Some(&basic("kubelet", "pw"))).unwrap();
+        let bearer = format!("Bearer {token}");
+        assert!(matches!(
+            auth.check(Some(&bearer), Action::Push),
+            Err(Error::Denied(_))
+        ));
+        assert!(auth.check(Some(&bearer), Action::Pull).is_ok());
+    }
+
+    #[test]
     fn bad_files_name_the_line() {
         let unknown_kind = format!("admin x sha256:{}", hash("x"));
+        let bad_access = format!("user alice sha256:{} admin", hash("x"));
         for (text, expected) in [
             ("user alice", "line 1"),
+            (bad_access.as_str(), "access must be push or pull"),
             ("\nuser alice md5:abc", "line 2"),
             (unknown_kind.as_str(), "unknown entry kind"),
         ] {

@@ -15,9 +15,10 @@ fn users_file(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "user alice {}\ntoken sink {}\n",
+            "user alice {}\ntoken sink {}\nuser kubelet {} pull\n",
             Digest::of(b"wonderland"),
-            Digest::of(b"sink-token")
+            Digest::of(b"sink-token"),
+            Digest::of(b"pull-only")
         ),
     )
     .unwrap();
@@ -141,4 +142,31 @@ async fn anonymous_pull_does_not_allow_push() {
     )
     .await;
     assert_eq!(import.code(), "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn pull_only_users_are_denied_pushes() {
+    let (_dir, router) = secured(false).await;
+    let kubelet = basic("kubelet", "pull-only");
+    let pull = send(
+        &router,
+        Method::GET,
+        "/v2/_catalog",
+        &[("authorization", &kubelet)],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(pull.status, StatusCode::OK);
+    let push = send(
+        &router,
+        Method::POST,
+        "/v2/a/blobs/uploads/",
+        &[("authorization", &kubelet)],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        (push.status, push.code().as_str()),
+        (StatusCode::FORBIDDEN, "DENIED")
+    );
 }

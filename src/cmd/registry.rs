@@ -42,8 +42,8 @@ pub struct Args {
     #[arg(long)]
     rootfs_insecure: bool,
 
-    /// Users and tokens file (lines `user|token <name> sha256:<hex>`); without it
-    /// the registry needs no credentials.
+    /// Users and tokens file (lines `user|token <name> sha256:<hex> [push|pull]`);
+    /// without it the registry needs no credentials.
     #[arg(long, value_name = "FILE")]
     auth: Option<PathBuf>,
 

@@ -80,7 +80,12 @@ async fn authorize(State(state): State<Shared>, request: Request, next: Next) ->
             response
         }
         Err(error) => {
-            state.metrics.refused("unauthorized");
+            let reason = if matches!(error, Error::Denied(_)) {
+                "denied"
+            } else {
+                "unauthorized"
+            };
+            state.metrics.refused(reason);
             error.into_response()
         }
     }
