@@ -68,30 +68,43 @@ pub struct LocalArgs {
 
     /// Tasks whose docker image is this run their command on the host
     /// (St8ge's staging tasks on the local backend).
-    #[arg(long, default_value = "cube/host-exec")]
+    #[arg(long, default_value = DEFAULT_HOST_EXEC_IMAGE)]
     host_exec_image: String,
 }
 
+/// The docker image name that makes the local backend run a task's command
+/// on the host (St8ge's staging tasks).
+pub const DEFAULT_HOST_EXEC_IMAGE: &str = "cube/host-exec";
+
 /// Starts the local backend, reloading what was desired before.
 pub async fn local_backend(args: &LocalArgs) -> anyhow::Result<opi_local::LocalScheduler> {
+    local_backend_with(
+        args.data_dir.clone(),
+        args.registry_url.clone(),
+        args.host_exec_image.clone(),
+    )
+    .await
+}
+
+/// Starts the local backend in `root`, pulling droplets from `registry_url`.
+pub async fn local_backend_with(
+    root: std::path::PathBuf,
+    registry_url: reqwest::Url,
+    host_exec_image: String,
+) -> anyhow::Result<opi_local::LocalScheduler> {
     let http = opi::http::http_client_builder()
         .build()
         .context("cannot build HTTP client")?;
-    let droplets = opi_local::droplet::RegistryDroplets::new(args.registry_url.clone(), http);
+    let droplets = opi_local::droplet::RegistryDroplets::new(registry_url, http);
     opi_local::LocalScheduler::start(
         opi_local::LocalConfig {
-            root: args.data_dir.clone(),
-            host_exec_image: Some(args.host_exec_image.clone()),
+            root: root.clone(),
+            host_exec_image: Some(host_exec_image),
         },
         Arc::new(droplets),
     )
     .await
-    .with_context(|| {
-        format!(
-            "cannot start the local backend in {}",
-            args.data_dir.display()
-        )
-    })
+    .with_context(|| format!("cannot start the local backend in {}", root.display()))
 }
 
 /// `/readyz` follows the backend's own readiness.

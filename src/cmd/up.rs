@@ -1,9 +1,230 @@
-//! `cube up`.
+//! `cube up`: the whole of Cloud Foundry on one machine, in one process — the
+//! CC simulator, the Registry, St8ge, OPI over the local backend, the Sink and
+//! the local router.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use cube_runtime::Service;
+use opi::Scheduler;
+use opi::http::ApiConfig;
+use opi::service::ServiceConfig;
+use tokio::task::JoinSet;
 
 /// Flags of `cube up`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Where every service keeps its data (CC state, droplets, images, app
+    /// processes' scratch dirs). Restarting with the same directory brings the
+    /// apps back.
+    #[arg(long, default_value = ".cube")]
+    data_dir: PathBuf,
 
-pub async fn run(_args: Args) -> anyhow::Result<()> {
-    Err(super::not_built("up", 9))
+    /// The app router: `http://<app>.localhost:<port>` reaches app `<app>`.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    router_listen: SocketAddr,
+
+    /// The simulated Cloud Controller (used by `cube push`).
+    #[arg(long, default_value = "127.0.0.1:9022")]
+    cc_listen: SocketAddr,
+
+    /// The OPI API.
+    #[arg(long, default_value = "127.0.0.1:8085")]
+    opi_listen: SocketAddr,
+
+    /// St8ge.
+    #[arg(long, default_value = "127.0.0.1:8086")]
+    stager_listen: SocketAddr,
+
+    /// The registry.
+    #[arg(long, default_value = "127.0.0.1:8087")]
+    registry_listen: SocketAddr,
+
+    /// One admin server for all services (/metrics, /healthz, /readyz).
+    #[arg(long, default_value = "127.0.0.1:9080")]
+    admin_listen: SocketAddr,
+
+    /// Time between Sink cycles.
+    #[arg(long, default_value = "2s", value_parser = super::sink::parse_duration)]
+    interval: Duration,
+
+    /// Domain of apps' routes.
+    #[arg(long, default_value = "localhost")]
+    apps_domain: String,
+
+    /// Run apps on Kubernetes with this kubeconfig instead of local processes.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+}
+
+/// Every listener, bound before anything starts so a port clash fails fast
+/// and names the port.
+struct Listeners {
+    router: tokio::net::TcpListener,
+    cc: tokio::net::TcpListener,
+    opi: tokio::net::TcpListener,
+    stager: tokio::net::TcpListener,
+    registry: tokio::net::TcpListener,
+}
+
+fn url(listener: &tokio::net::TcpListener) -> anyhow::Result<String> {
+    Ok(format!("http://{}", listener.local_addr()?))
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    if args.kubeconfig.is_some() {
+        return Err(super::not_built("up --kubeconfig", 4));
+    }
+    let bound = Listeners {
+        router: cube_runtime::bind(args.router_listen).await?,
+        cc: cube_runtime::bind(args.cc_listen).await?,
+        opi: cube_runtime::bind(args.opi_listen).await?,
+        stager: cube_runtime::bind(args.stager_listen).await?,
+        registry: cube_runtime::bind(args.registry_listen).await?,
+    };
+    let cc_url = url(&bound.cc)?;
+    let opi_url = url(&bound.opi)?;
+    let stager_url = url(&bound.stager)?;
+    let registry_url = url(&bound.registry)?;
+    let router_addr = bound.router.local_addr()?;
+    let data = args.data_dir.clone();
+    std::fs::create_dir_all(&data)
+        .with_context(|| format!("cannot create the data dir {}", data.display()))?;
+
+    let service = Service::from_signals();
+    let (admin_addr, admin) = service.spawn_admin(args.admin_listen).await?;
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+
+    // Registry: droplet images; imports fetch droplets from the simulator.
+    {
+        let mut config = registry::Config::new(data.join("registry"));
+        config.cc_url = Some(cc_url.clone());
+        let service = service.clone();
+        let listener = bound.registry;
+        tasks.spawn(async move {
+            registry::run(config, listener, service)
+                .await
+                .context("registry failed")
+        });
+    }
+
+    // CC simulator: stages through St8ge.
+    {
+        let mut config = cc::sim::Config::new(data.join("cc-sim"));
+        config.stager_url = Some(stager_url.clone());
+        config.apps_domain = args.apps_domain.clone();
+        let service = service.clone();
+        let listener = bound.cc;
+        tasks.spawn(async move {
+            cc::sim::run(config, listener, service)
+                .await
+                .context("CC simulator failed")
+        });
+    }
+
+    // OPI over the local backend; crashes are reported to the simulator.
+    let local = super::opi::local_backend_with(
+        data.join("local"),
+        reqwest::Url::parse(&registry_url)?,
+        super::opi::DEFAULT_HOST_EXEC_IMAGE.to_owned(),
+    )
+    .await?;
+    {
+        let scheduler: Arc<dyn Scheduler> = Arc::new(local.clone());
+        let mut cc_callbacks = reqwest::Url::parse(&cc_url)?;
+        let _ = cc_callbacks.set_username(cc::client::DEFAULT_USER);
+        let _ = cc_callbacks.set_password(Some(cc::client::DEFAULT_PASSWORD));
+        let config = ServiceConfig {
+            api: ApiConfig {
+                registry: registry_url.trim_start_matches("http://").to_owned(),
+                ..ApiConfig::default()
+            },
+            cc_url: Some(cc_callbacks),
+        };
+        let registry = service.metrics.clone();
+        let shutdown = service.shutdown.clone();
+        let listener = bound.opi;
+        tasks.spawn(async move {
+            opi::service::run(config, scheduler, listener, &registry, shutdown)
+                .await
+                .context("OPI failed")
+        });
+    }
+
+    // St8ge: stages on the local backend through OPI.
+    drop(bound.stager);
+    tracing::warn!("St8ge is not built yet (issue #8): buildpack apps cannot stage");
+
+    // Sink: CC → OPI every interval.
+    {
+        let settings = sink::Settings::default();
+        let config = sink::Config {
+            cc: cc::ClientConfig::new(cc_url.clone()),
+            opi_url: opi_url.clone(),
+            registry_url: Some(registry_url.clone()),
+            interval: args.interval,
+            settings,
+        };
+        let service = service.clone();
+        tasks.spawn(async move { sink::run(config, service).await.context("Sink failed") });
+    }
+
+    // Router: Host header → healthy instances.
+    {
+        let router = opi_local::router::router(local.clone())?;
+        let shutdown = service.shutdown.clone();
+        let listener = bound.router;
+        tasks.spawn(async move {
+            cube_runtime::serve(listener, router, shutdown)
+                .await
+                .context("router failed")
+        });
+    }
+
+    println!(
+        "\nCube is up. Everything runs in this process; Ctrl-C stops it.\n\n\
+         \x20 apps           http://<app>.{domain}:{router_port}\n\
+         \x20 Cloud Controller (simulated)  {cc_url}\n\
+         \x20 OPI            {opi_url}\n\
+         \x20 St8ge          {stager_url}\n\
+         \x20 Registry       {registry_url}\n\
+         \x20 admin          http://{admin_addr}  (/metrics /healthz /readyz)\n\
+         \x20 data           {data}\n\n\
+         Push an app from another terminal:\n\n\
+         \x20 cube push examples/python-hello --name hello\n\
+         \x20 curl http://hello.{domain}:{router_port}\n",
+        domain = args.apps_domain,
+        router_port = router_addr.port(),
+        data = data.display(),
+    );
+
+    // Run until Ctrl-C/SIGTERM, or until a service fails (then stop the rest).
+    let mut failure = None;
+    tokio::select! {
+        () = service.shutdown.cancelled() => {}
+        Some(result) = tasks.join_next() => {
+            failure = Some(match result {
+                Ok(Ok(())) => anyhow::anyhow!("a service stopped unexpectedly"),
+                Ok(Err(error)) => error,
+                Err(join) => anyhow::anyhow!("a service panicked: {join}"),
+            });
+            service.shutdown.cancel();
+        }
+    }
+    while let Some(result) = tasks.join_next().await {
+        if let Ok(Err(error)) = result {
+            tracing::warn!(error = %format!("{error:#}"), "service stopped with an error");
+        }
+    }
+    // Stop the apps' processes; their desired state stays in the data dir.
+    local.shutdown().await;
+    admin.await.context("admin server task failed")??;
+    println!("Cube stopped. `cube up` again brings the apps back.");
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(()),
+    }
 }
