@@ -1,3 +1,11 @@
-//! Fake Kubernetes apiserver, fake BBS and fixtures for tests
+//! # testkit — fakes and fixtures for Cube's tests (dev-dependency only)
 //!
-//! Filled in by its own issue; see ARCHITECTURE.md.
+//! - [`apiserver`]: a fake Kubernetes apiserver behind [`kube::Client`],
+//!   strict enough that a backend passing against it does the right thing on
+//!   a real cluster, with failure injection and optional controllers.
+
+#![warn(missing_docs)]
+
+pub mod apiserver;
+
+pub use apiserver::FakeApiServer;

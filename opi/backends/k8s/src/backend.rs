@@ -180,6 +180,21 @@ impl K8sScheduler {
         optional(self.api::<K>(namespace).delete(name, &params).await).map(drop)
     }
 
+    /// Deletes an object that should not exist, reading first so that the
+    /// usual case (it does not) costs no write.
+    async fn ensure_absent<K>(&self, namespace: &str, name: &str) -> Result<()>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        if optional(self.api::<K>(namespace).get(name).await)?.is_some() {
+            self.delete_if_present::<K>(namespace, name).await?;
+        }
+        Ok(())
+    }
+
     // ---- lookups ---------------------------------------------------------
 
     /// The StatefulSet of process `guid`, wherever it is.
@@ -334,7 +349,7 @@ impl K8sScheduler {
                 self.apply(namespace, &secret).await?;
             }
             None => {
-                self.delete_if_present::<Secret>(namespace, &registry_secret_name(&placement.name))
+                self.ensure_absent::<Secret>(namespace, &registry_secret_name(&placement.name))
                     .await?;
             }
         }
@@ -348,7 +363,7 @@ impl K8sScheduler {
                 self.apply(namespace, &pdb).await?;
             }
             None => {
-                self.delete_if_present::<PodDisruptionBudget>(namespace, &placement.name)
+                self.ensure_absent::<PodDisruptionBudget>(namespace, &placement.name)
                     .await?;
             }
         }

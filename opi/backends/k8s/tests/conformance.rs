@@ -1,0 +1,219 @@
+//! The Kubernetes backend passes the OPI conformance kit against the fake
+//! apiserver (with its StatefulSet/kubelet controllers), in both placement
+//! modes: a namespace per space, and one fixed namespace.
+
+use std::time::Duration;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams};
+use opi::Scheduler;
+use opi::conformance::{self, Harness, TaskOutcome};
+use opi::model::{LrpId, LrpLifecycle};
+use opi_k8s::{Config, K8sScheduler, labels, names};
+use testkit::FakeApiServer;
+
+struct K8sHarness {
+    server: FakeApiServer,
+    scheduler: K8sScheduler,
+    patience: Duration,
+}
+
+impl K8sHarness {
+    async fn new(namespace: Option<&str>) -> Self {
+        Self::on(
+            FakeApiServer::builder().controllers(true).build(),
+            namespace,
+        )
+        .await
+    }
+
+    async fn on(server: FakeApiServer, namespace: Option<&str>) -> Self {
+        if let Some(namespace) = namespace {
+            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(server.client());
+            let ns = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": namespace}
+            }))
+            .expect("namespace");
+            api.create(&Default::default(), &ns)
+                .await
+                .expect("create namespace");
+        }
+        let config = Config {
+            namespace: namespace.map(str::to_owned),
+            registry: "127.0.0.1:5000".into(),
+            ..Config::default()
+        };
+        let scheduler = K8sScheduler::new(server.client(), config);
+        Self {
+            server,
+            scheduler,
+            patience: Duration::from_secs(10),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Harness for K8sHarness {
+    fn scheduler(&self) -> &dyn Scheduler {
+        &self.scheduler
+    }
+
+    fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
+        LrpLifecycle::Docker {
+            image: "docker.io/library/nginx:1.27".into(),
+            command: Vec::new(),
+            credentials: None,
+        }
+    }
+
+    fn task_lifecycle(&self, _outcome: TaskOutcome) -> LrpLifecycle {
+        LrpLifecycle::Docker {
+            image: "docker.io/library/busybox:1.36".into(),
+            command: vec!["/bin/true".into()],
+            credentials: None,
+        }
+    }
+
+    /// Marks the app container of pod `index` as crashed and restarted by
+    /// the kubelet, through the pod's status subresource.
+    async fn crash_instance(&self, id: &LrpId, index: u32, exit_status: i32) -> Result<(), String> {
+        let pods: Api<Pod> = Api::all(self.server.client());
+        let selector = format!("{}={}", labels::PROCESS_GUID, names::label_value(&id.guid));
+        let list = pods
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| e.to_string())?;
+        let pod = list
+            .items
+            .into_iter()
+            .find(|p| opi_k8s::instances::index(p) == Some(index))
+            .ok_or_else(|| format!("no pod with index {index}"))?;
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let restarts = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .map_or(0, |c| c.restart_count);
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let patch = serde_json::json!({
+            "status": {
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                    {"type": "Ready", "status": "False", "lastTransitionTime": now},
+                ],
+                "containerStatuses": [{
+                    "name": "opi",
+                    "image": "nginx",
+                    "imageID": "",
+                    "ready": false,
+                    "restartCount": restarts + 1,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                    "lastState": {"terminated": {
+                        "exitCode": exit_status,
+                        "reason": "Error",
+                        "finishedAt": now,
+                        "containerID": format!("containerd://crash-{}", restarts + 1),
+                    }},
+                }],
+            }
+        });
+        Api::<Pod>::namespaced(self.server.client(), &namespace)
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Sets the Job's status as the Job controller would when its pod ends.
+    async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
+        let (kind, reason, message) = match outcome {
+            TaskOutcome::Succeed => ("Complete", "Completed", ""),
+            TaskOutcome::Fail => (
+                "Failed",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            ),
+            TaskOutcome::RunUntilCancelled => return Ok(()),
+        };
+        let jobs: Api<Job> = Api::all(self.server.client());
+        let selector = format!("{}={}", labels::TASK_GUID, names::label_value(guid));
+        let job = jobs
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("no job for task {guid}"))?;
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let patch = serde_json::json!({
+            "status": {
+                "active": 0,
+                "succeeded": i32::from(outcome == TaskOutcome::Succeed),
+                "failed": i32::from(outcome == TaskOutcome::Fail),
+                "completionTime": now,
+                "conditions": [{
+                    "type": kind, "status": "True", "reason": reason, "message": message,
+                    "lastTransitionTime": now,
+                }],
+            }
+        });
+        Api::<Job>::namespaced(
+            self.server.client(),
+            job.metadata.namespace.as_deref().unwrap_or_default(),
+        )
+        .patch_status(
+            job.metadata.name.as_deref().unwrap_or_default(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+    }
+
+    fn patience(&self) -> Duration {
+        self.patience
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_conformance_kit_with_a_namespace_per_space() {
+    conformance::run(|| K8sHarness::new(None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passes_the_conformance_kit_in_one_namespace() {
+    conformance::run(|| K8sHarness::new(Some("cf-apps"))).await;
+}
+
+/// The kit fails this backend on a cluster whose pods never become ready:
+/// the passes above are not vacuous.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_fails_when_pods_never_become_ready() {
+    let outcome = tokio::spawn(conformance::run(|| async {
+        let server = FakeApiServer::builder()
+            .controllers(true)
+            .settings(testkit::apiserver::Settings {
+                schedulable: true,
+                ready: false,
+            })
+            .build();
+        let mut harness = K8sHarness::on(server, None).await;
+        harness.patience = Duration::from_millis(200);
+        harness
+    }))
+    .await;
+    let panic = outcome.expect_err("the kit must fail");
+    let message = panic
+        .into_panic()
+        .downcast::<String>()
+        .map(|s| *s)
+        .unwrap_or_default();
+    assert!(message.contains("desire_get_list"), "{message}");
+    assert!(!message.contains("tasks_run_and_report"), "{message}");
+}

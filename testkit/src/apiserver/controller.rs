@@ -1,0 +1,358 @@
+//! Optional mini-controllers, so backends see pods come and go as on a real
+//! cluster: the StatefulSet controller (pods `<name>-<ordinal>` for the
+//! replicas, recreated when deleted or when the template changes, status
+//! counts), a scheduler + kubelet (new pods become scheduled, running and
+//! ready — or stay unschedulable), and a Job controller (Jobs become active).
+//!
+//! They write through the store like any client (pods are validated on
+//! create), so a StatefulSet whose pods a real cluster could not create
+//! (e.g. a name too long for the revision label) gets no pods here either.
+
+use std::sync::{Arc, Weak};
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::Shared;
+use super::resources::{self, Kind};
+use super::selector::{FieldSelector, LabelSelector};
+use super::store::{Store, WriteOptions, now};
+
+/// Knobs of the simulated cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// New pods get scheduled (else they stay `PodScheduled=False`).
+    pub schedulable: bool,
+    /// Scheduled pods become ready (else they run but never pass readiness).
+    pub ready: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            schedulable: true,
+            ready: true,
+        }
+    }
+}
+
+/// Runs the controllers until the server is dropped.
+pub async fn run(shared: Weak<Shared>) {
+    let Some(mut changes) = shared.upgrade().map(|s| s.store().subscribe()) else {
+        return;
+    };
+    loop {
+        {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let settings = shared.settings();
+            let mut store = shared.store();
+            // Each pass may enable the next (create pod → schedule it); a
+            // few passes reach the fixed point.
+            for _ in 0..5 {
+                if !reconcile(&mut store, settings) {
+                    break;
+                }
+            }
+        }
+        match changes.recv().await {
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Wakes the controllers (after settings change).
+pub fn nudge(shared: &Arc<Shared>) {
+    let mut store = shared.store();
+    let settings = shared.settings();
+    for _ in 0..5 {
+        if !reconcile(&mut store, settings) {
+            break;
+        }
+    }
+}
+
+fn kind(plural: &str) -> &'static Kind {
+    match resources::by_plural(plural) {
+        Some(kind) => kind,
+        None => &resources::KINDS[0],
+    }
+}
+
+fn s<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+    path.iter()
+        .try_fold(v, |v, k| v.get(k))
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn revision(name: &str, template: &Value) -> String {
+    let digest = Sha256::digest(template.to_string().as_bytes());
+    let mut hash = hex::encode(digest);
+    hash.truncate(10);
+    format!("{name}-{hash}")
+}
+
+fn owned_by(pod: &Value, uid: &str) -> bool {
+    pod.get("metadata")
+        .and_then(|m| m.get("ownerReferences"))
+        .and_then(Value::as_array)
+        .is_some_and(|refs| refs.iter().any(|r| s(r, &["uid"]) == uid))
+}
+
+fn condition_true(pod: &Value, kind: &str) -> bool {
+    pod.get("status")
+        .and_then(|s| s.get("conditions"))
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| s(c, &["type"]) == kind && s(c, &["status"]) == "True")
+        })
+}
+
+/// One pass over everything; whether anything changed.
+pub fn reconcile(store: &mut Store, settings: Settings) -> bool {
+    let before = store.resource_version();
+    statefulsets(store);
+    kubelet(store, settings);
+    jobs(store);
+    store.resource_version() != before
+}
+
+fn statefulsets(store: &mut Store) {
+    let (all, _) = store.list(
+        kind("statefulsets"),
+        None,
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
+    for (key, sts) in all {
+        let uid = s(&sts, &["metadata", "uid"]).to_owned();
+        let replicas = sts
+            .get("spec")
+            .and_then(|s| s.get("replicas"))
+            .and_then(Value::as_u64)
+            .unwrap_or(1);
+        let template = sts
+            .get("spec")
+            .and_then(|s| s.get("template"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let revision = revision(&key.name, &template);
+        let (pods, _) = store.list(
+            kind("pods"),
+            Some(&key.namespace),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        );
+        let owned: Vec<(String, Value)> = pods
+            .into_iter()
+            .filter(|(_, pod)| owned_by(pod, &uid))
+            .map(|(k, pod)| (k.name, pod))
+            .collect();
+        for (name, pod) in &owned {
+            let ordinal = crate::apiserver::ordinal(name, &key.name);
+            let stale = s(pod, &["metadata", "labels", "controller-revision-hash"]) != revision;
+            if ordinal.is_none_or(|o| o >= replicas) || stale {
+                let _ = store.delete(kind("pods"), &key.namespace, name, None, false);
+            }
+        }
+        for ordinal in 0..replicas {
+            let name = format!("{}-{ordinal}", key.name);
+            if store.get(kind("pods"), &key.namespace, &name).is_ok() {
+                continue;
+            }
+            let pod = pod_from_template(&sts, &template, &name, ordinal, &revision);
+            if let Err(e) =
+                store.create(kind("pods"), &key.namespace, pod, &WriteOptions::default())
+            {
+                tracing::warn!(statefulset = %key.name, error = %e.message, "create Pod failed");
+            }
+        }
+        let (pods, _) = store.list(
+            kind("pods"),
+            Some(&key.namespace),
+            &LabelSelector::default(),
+            &FieldSelector::default(),
+        );
+        let owned: Vec<Value> = pods
+            .into_iter()
+            .map(|(_, pod)| pod)
+            .filter(|pod| owned_by(pod, &uid))
+            .collect();
+        let ready = owned.iter().filter(|p| condition_true(p, "Ready")).count();
+        let current = owned
+            .iter()
+            .filter(|p| s(p, &["metadata", "labels", "controller-revision-hash"]) == revision)
+            .count();
+        let status = json!({
+            "observedGeneration": sts.get("metadata").and_then(|m| m.get("generation")).cloned().unwrap_or(json!(1)),
+            "replicas": owned.len(),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "currentReplicas": current,
+            "updatedReplicas": current,
+            "currentRevision": revision,
+            "updateRevision": revision,
+        });
+        if sts.get("status") != Some(&status) {
+            let mut next = sts.clone();
+            next["status"] = status;
+            let options = WriteOptions {
+                status: true,
+                ..WriteOptions::default()
+            };
+            let _ = store.replace(
+                kind("statefulsets"),
+                &key.namespace,
+                &key.name,
+                next,
+                &options,
+            );
+        }
+    }
+}
+
+fn pod_from_template(
+    sts: &Value,
+    template: &Value,
+    name: &str,
+    ordinal: u64,
+    revision: &str,
+) -> Value {
+    let mut labels = template
+        .get("metadata")
+        .and_then(|m| m.get("labels"))
+        .cloned()
+        .unwrap_or(json!({}));
+    labels["apps.kubernetes.io/pod-index"] = json!(ordinal.to_string());
+    labels["statefulset.kubernetes.io/pod-name"] = json!(name);
+    labels["controller-revision-hash"] = json!(revision);
+    let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
+    spec["hostname"] = json!(name);
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": template.get("metadata").and_then(|m| m.get("annotations")).cloned().unwrap_or(json!({})),
+            "ownerReferences": [{
+                "apiVersion": "apps/v1",
+                "kind": "StatefulSet",
+                "name": s(sts, &["metadata", "name"]),
+                "uid": s(sts, &["metadata", "uid"]),
+                "controller": true,
+                "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": spec,
+    })
+}
+
+fn kubelet(store: &mut Store, settings: Settings) {
+    let (pods, _) = store.list(
+        kind("pods"),
+        None,
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
+    for (key, pod) in pods {
+        let conditions = pod
+            .get("status")
+            .and_then(|s| s.get("conditions"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let unscheduled = conditions
+            .iter()
+            .any(|c| s(c, &["type"]) == "PodScheduled" && s(c, &["status"]) == "False");
+        let fresh = conditions.is_empty();
+        if !(fresh || (unscheduled && settings.schedulable)) {
+            continue;
+        }
+        let now = now();
+        let status = if settings.schedulable {
+            let _ = store.mutate(kind("pods"), &key.namespace, &key.name, |p| {
+                p["spec"]["nodeName"] = json!("fake-node");
+            });
+            let ready = if settings.ready { "True" } else { "False" };
+            let containers: Vec<Value> = pod
+                .get("spec")
+                .and_then(|s| s.get("containers"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, c)| json!({
+                    "name": s(c, &["name"]),
+                    "image": s(c, &["image"]),
+                    "imageID": format!("fake://{}", s(c, &["image"])),
+                    "containerID": format!("containerd://{}-{i}-0", s(&pod, &["metadata", "uid"])),
+                    "ready": settings.ready,
+                    "started": true,
+                    "restartCount": 0,
+                    "state": {"running": {"startedAt": now}},
+                }))
+                .collect();
+            json!({
+                "phase": "Running",
+                "hostIP": "127.0.0.1",
+                "podIP": "127.0.0.2",
+                "startTime": now,
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                    {"type": "Initialized", "status": "True", "lastTransitionTime": now},
+                    {"type": "ContainersReady", "status": ready, "lastTransitionTime": now},
+                    {"type": "Ready", "status": ready, "lastTransitionTime": now},
+                ],
+                "containerStatuses": containers,
+            })
+        } else if unscheduled {
+            continue;
+        } else {
+            json!({
+                "phase": "Pending",
+                "conditions": [{
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": "0/1 nodes are available: 1 Insufficient memory. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.",
+                    "lastTransitionTime": now,
+                }],
+            })
+        };
+        let Ok(mut next) = store.get(kind("pods"), &key.namespace, &key.name) else {
+            continue;
+        };
+        next["status"] = status;
+        let options = WriteOptions {
+            status: true,
+            ..WriteOptions::default()
+        };
+        let _ = store.replace(kind("pods"), &key.namespace, &key.name, next, &options);
+    }
+}
+
+fn jobs(store: &mut Store) {
+    let (jobs, _) = store.list(
+        kind("jobs"),
+        None,
+        &LabelSelector::default(),
+        &FieldSelector::default(),
+    );
+    for (key, job) in jobs {
+        if job.get("status").and_then(|s| s.get("startTime")).is_some() {
+            continue;
+        }
+        let mut next = job.clone();
+        next["status"] = json!({"startTime": now(), "active": 1});
+        let options = WriteOptions {
+            status: true,
+            ..WriteOptions::default()
+        };
+        let _ = store.replace(kind("jobs"), &key.namespace, &key.name, next, &options);
+    }
+}
