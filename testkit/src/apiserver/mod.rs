@@ -67,6 +67,8 @@ pub struct Shared {
     unreachable: std::sync::atomic::AtomicBool,
     settings: Mutex<Settings>,
     bookmark_interval: Duration,
+    /// Bumped to end every open watch (as an apiserver restart would).
+    watch_epoch: tokio::sync::watch::Sender<u64>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -160,6 +162,7 @@ impl Builder {
             unreachable: std::sync::atomic::AtomicBool::new(false),
             settings: Mutex::new(self.settings),
             bookmark_interval: self.bookmark_interval.max(Duration::from_millis(10)),
+            watch_epoch: tokio::sync::watch::Sender::new(0),
         });
         let controllers = self.controllers.then(|| {
             let task = tokio::spawn(controller::run(Arc::downgrade(&shared)));
@@ -268,6 +271,15 @@ impl FakeApiServer {
         self.shared
             .unreachable
             .store(unreachable, std::sync::atomic::Ordering::SeqCst);
+        if unreachable {
+            self.close_watches();
+        }
+    }
+
+    /// Ends every open watch, as an apiserver restart would; clients
+    /// reconnect from their last resource version.
+    pub fn close_watches(&self) {
+        self.shared.watch_epoch.send_modify(|epoch| *epoch += 1);
     }
 
     /// Changes what the simulated cluster does with new pods, and applies

@@ -138,6 +138,7 @@ pub fn stream(
         }
     };
     let interval = shared.bookmark_interval;
+    let closed = shared.watch_epoch.subscribe();
     tokio::spawn(async move {
         let (initial, replay, subscription, rv) = match start {
             Ok(start) => start,
@@ -147,12 +148,16 @@ pub fn stream(
                 return;
             }
         };
-        run(
+        let streams = Streams {
             sender,
+            subscription,
+            closed,
+        };
+        run(
+            streams,
             filter,
             initial,
             replay,
-            subscription,
             rv,
             bookmarks,
             send_initial,
@@ -170,19 +175,31 @@ pub fn stream(
     Ok(super::http::streaming(Body::from_stream(body)))
 }
 
+/// The channels one watch works with.
+struct Streams {
+    sender: mpsc::Sender<Bytes>,
+    subscription: broadcast::Receiver<Arc<Change>>,
+    closed: tokio::sync::watch::Receiver<u64>,
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run(
-    sender: mpsc::Sender<Bytes>,
+    streams: Streams,
     filter: Filter,
     initial: Vec<Value>,
     replay: Vec<Arc<Change>>,
-    mut subscription: broadcast::Receiver<Arc<Change>>,
     mut last_rv: u64,
     bookmarks: bool,
     send_initial: bool,
     timeout: Duration,
     interval: Duration,
 ) {
+    let Streams {
+        sender,
+        mut subscription,
+        mut closed,
+    } = streams;
+    closed.mark_unchanged();
     for event in &initial {
         if sender.send(line(event)).await.is_err() {
             return;
@@ -233,6 +250,7 @@ async fn run(
                 }
             }
             () = tokio::time::sleep_until(deadline) => return,
+            _ = closed.changed() => return,
             () = sender.closed() => return,
         }
     }
