@@ -1,3 +1,19 @@
-//! St8ge: staging as one-off scheduler tasks
+//! St8ge: staging as one-off scheduler tasks.
 //!
-//! Filled in by its own issue; see ARCHITECTURE.md.
+//! Cloud Controller sends `POST /stage/{staging_guid}`; St8ge turns the request
+//! into an OPI task ([`recipe`], pure) that runs `cube stage run` (or, on
+//! Kubernetes, a Job whose containers run `cube stage download|build|upload`,
+//! [`k8s_job`]). The steps ([`step`]) download app bits and buildpacks
+//! ([`zip`]), run the buildpack lifecycle ([`lifecycle`]), upload the droplet
+//! to CC and the Registry, and report the outcome to St8ge, which forwards it
+//! to CC's completion callback ([`report`]). St8ge keeps no state: CC's
+//! callback URL travels inside the URL the task reports to. Docker apps stage
+//! without a task: St8ge reads the image config ([`docker`]).
+//!
+//! See `stager/README.md` for routes, flags and the step contract.
+
+mod error;
+pub mod lifecycle;
+pub mod zip;
+
+pub use error::{Error, Result};
