@@ -52,6 +52,9 @@ pub struct Args {
 
     #[command(flatten)]
     local: LocalArgs,
+
+    #[command(flatten)]
+    k8s: K8sArgs,
 }
 
 /// Flags of the local backend.
@@ -70,6 +73,33 @@ pub struct LocalArgs {
     /// (St8ge's staging tasks on the local backend).
     #[arg(long, default_value = DEFAULT_HOST_EXEC_IMAGE)]
     host_exec_image: String,
+}
+
+/// Flags of the Kubernetes backend.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Kubernetes backend")]
+pub struct K8sArgs {
+    /// Kubeconfig file; without it, the in-cluster configuration (or
+    /// $KUBECONFIG / ~/.kube/config) is used.
+    #[arg(long, env = "CUBE_KUBECONFIG")]
+    kubeconfig: Option<std::path::PathBuf>,
+
+    /// Put every app and task in this (existing) namespace instead of one
+    /// namespace per CF space.
+    #[arg(long, env = "CUBE_NAMESPACE")]
+    namespace: Option<String>,
+}
+
+/// Connects the Kubernetes backend; droplet images are served by `registry`.
+pub async fn k8s_backend(args: &K8sArgs, registry: &str) -> anyhow::Result<opi_k8s::K8sScheduler> {
+    let config = opi_k8s::Config {
+        namespace: args.namespace.clone(),
+        registry: registry.to_owned(),
+        ..opi_k8s::Config::default()
+    };
+    opi_k8s::K8sScheduler::connect(args.kubeconfig.as_deref(), config)
+        .await
+        .context("cannot connect to Kubernetes")
 }
 
 /// The docker image name that makes the local backend run a task's command
@@ -124,7 +154,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut local_shutdown = None;
     let scheduler: Arc<dyn Scheduler> = match args.backend {
         Backend::Memory => Arc::new(opi::memory::MemoryScheduler::new()),
-        Backend::K8s => return Err(super::not_built("opi --backend k8s", 4)),
+        Backend::K8s => Arc::new(k8s_backend(&args.k8s, &args.registry).await?),
         Backend::Diego => return Err(super::not_built("opi --backend diego", 10)),
         Backend::Local => {
             let local = local_backend(&args.local).await?;

@@ -115,6 +115,9 @@ impl K8sScheduler {
         kubeconfig: Option<&std::path::Path>,
         config: Config,
     ) -> Result<Self, K8sError> {
+        // kube builds its TLS config on rustls' process-wide provider; Cube
+        // uses ring (a no-op when the binary installed one already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let kube_config = match kubeconfig {
             Some(path) => {
                 let file = kube::config::Kubeconfig::read_from(path)?;

@@ -706,3 +706,52 @@ async fn a_completion_missed_while_down_is_reported_after_a_restart_once() {
     let extra = tokio::time::timeout(Duration::from_millis(300), events.next()).await;
     assert!(extra.is_err(), "reported twice: {extra:?}");
 }
+
+#[tokio::test]
+async fn connects_with_a_kubeconfig_file() {
+    let server = FakeApiServer::builder().controllers(true).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let serving = server.serve(listener);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
+             clusters: [{{name: fake, cluster: {{server: 'http://{addr}'}}}}]\n\
+             users: [{{name: me, user: {{token: t}}}}]\n\
+             contexts: [{{name: fake, context: {{cluster: fake, user: me, namespace: default}}}}]\n"
+        ),
+    )
+    .expect("write kubeconfig");
+    let scheduler = K8sScheduler::connect(Some(&path), Config::default())
+        .await
+        .expect("connect");
+    let app = lrp("myapp", "guid-1", "v1", 1);
+    scheduler
+        .desire(app.clone())
+        .await
+        .expect("desire over TCP");
+    running(&scheduler, &app.id, 1).await;
+    assert!(server.get("statefulsets", "acme-dev", "myapp").is_some());
+    serving.abort();
+}
+
+#[tokio::test]
+async fn a_missing_kubeconfig_is_a_clear_error() {
+    let result = K8sScheduler::connect(
+        Some(std::path::Path::new("/nonexistent/kubeconfig")),
+        Config::default(),
+    )
+    .await;
+    match result {
+        Err(e @ opi_k8s::K8sError::Config(_)) => {
+            assert!(e.to_string().contains("/nonexistent/kubeconfig"), "{e}");
+        }
+        Err(other) => panic!("expected a config error, got {other}"),
+        Ok(_) => panic!("connected without a kubeconfig"),
+    }
+}
