@@ -1,3 +1,28 @@
-//! OPI backend for Diego's BBS (protobuf over mTLS)
+//! # opi-diego — the OPI backend for Diego's BBS
 //!
-//! Filled in by its own issue; see ARCHITECTURE.md.
+//! Runs OPI's LRPs and tasks on a Diego deployment by speaking the BBS API:
+//! protobuf bodies POSTed over mutual TLS, errors returned inside the 200
+//! response as `Error{type,message}`, instance changes and crashes streamed
+//! as server-sent events.
+//!
+//! - [`proto`]: the BBS models, generated from Cube's own subset of
+//!   cloudfoundry/bbs `models/*.proto` (same field numbers and types).
+//! - [`translate`]: pure OPI ⇄ BBS mapping (LRPs, updates, tasks, instances,
+//!   crash events).
+//! - [`client`]: [`BbsClient`], one method per BBS route.
+//! - [`events`]: the SSE parser and the BBS event decoder.
+//! - [`backend`]: [`DiegoScheduler`], the [`opi::Scheduler`] over a BBS.
+//!
+//! ```text
+//!  OPI ──▶ DiegoScheduler ──translate──▶ BbsClient ──POST protobuf, mTLS──▶ BBS
+//!              ▲                                                          │
+//!              └──── EventBus ◀── events (SSE: crashes, task changes) ◀───┘
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod proto;
+pub mod translate;
+
+pub use error::DiegoError;
