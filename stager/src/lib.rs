@@ -17,3 +17,7 @@ pub mod lifecycle;
 pub mod zip;
 
 pub use error::{Error, Result};
+pub mod buildpacks;
+pub mod recipe;
+pub mod report;
+pub mod step;

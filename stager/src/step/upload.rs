@@ -1,0 +1,122 @@
+//! `cube stage upload`: the droplet to CC's `droplet_upload_uri` (polling CC's
+//! job until it is finished) and to the Registry's droplet import, then the
+//! staging result to St8ge.
+
+use std::time::Duration;
+
+use cc::model::{StagingError, StagingResult};
+use reqwest::Url;
+
+use super::{Outcome, StepConfig, cc_client, perform, workspace_failure};
+use crate::Result;
+use crate::lifecycle::{failure, ids};
+
+/// Where the droplet goes.
+#[derive(Debug, Clone)]
+pub struct UploadConfig {
+    /// CC's `droplet_upload_uri` (credentials in the URL).
+    pub droplet_upload_url: String,
+    /// The Registry (`http://127.0.0.1:8087`); `None` skips the import.
+    pub registry_url: Option<Url>,
+    /// The image's droplet guid: `cloudfoundry/<guid>:<sha256>`.
+    pub droplet_guid: String,
+    /// Time between polls of CC's upload job.
+    pub poll_interval: Duration,
+    /// Most polls of CC's upload job.
+    pub max_polls: u32,
+}
+
+/// Runs the step.
+pub async fn run(step: &StepConfig, config: &UploadConfig) -> Result<()> {
+    perform(step, "upload", async {
+        upload(step, config)
+            .await
+            .map(|result| Outcome::Staged(Box::new(result)))
+    })
+    .await
+}
+
+pub(crate) async fn upload(
+    step: &StepConfig,
+    config: &UploadConfig,
+) -> std::result::Result<StagingResult, StagingError> {
+    let path = step.workspace.droplet();
+    let droplet = std::fs::read(&path)
+        .map_err(|e| workspace_failure(&format!("cannot read {}", path.display()), e))?;
+    let result_path = step.workspace.result();
+    let result: StagingResult = std::fs::read(&result_path)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))
+        .map_err(|e| workspace_failure(&format!("cannot read {}", result_path.display()), e))?;
+    let sha256 = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&droplet))
+    };
+    let droplet = bytes::Bytes::from(droplet);
+
+    println!("-----> Uploading the droplet to Cloud Controller");
+    let cc = cc_client(&config.droplet_upload_url)?;
+    let job = cc
+        .upload_droplet(&config.droplet_upload_url, droplet.clone())
+        .await
+        .map_err(|e| failure(ids::STAGING, format!("uploading the droplet failed: {e}")))?;
+    cc.wait_for_job(job, config.poll_interval, config.max_polls)
+        .await
+        .map_err(|e| {
+            failure(
+                ids::STAGING,
+                format!("uploading the droplet failed: CC's upload job: {e}"),
+            )
+        })?;
+
+    if let Some(registry) = &config.registry_url {
+        println!("-----> Importing the droplet into the Registry");
+        import(registry, &config.droplet_guid, &sha256, droplet).await?;
+    }
+    println!("-----> Staging complete");
+    Ok(result)
+}
+
+/// `POST {registry}/v2/cloudfoundry/<guid>/droplets?hash=<sha256>` with the `.tgz`.
+async fn import(
+    registry: &Url,
+    droplet_guid: &str,
+    sha256: &str,
+    droplet: bytes::Bytes,
+) -> std::result::Result<(), StagingError> {
+    let mut url = registry.clone();
+    let shown = crate::report::redact(registry);
+    let fail = |message: String| {
+        failure(
+            ids::STAGING,
+            format!("importing the droplet into the Registry at {shown} failed: {message}"),
+        )
+    };
+    url.path_segments_mut()
+        .map_err(|()| fail("the URL cannot take a path".into()))?
+        .pop_if_empty()
+        .extend(["v2", "cloudfoundry", droplet_guid, "droplets"]);
+    url.query_pairs_mut().clear().append_pair("hash", sha256);
+    let user = url.username().to_owned();
+    let password = url.password().map(str::to_owned);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let http = opi::http::http_client_builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .map_err(|e| fail(e.to_string()))?;
+    let mut request = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/gzip")
+        .body(droplet);
+    if !user.is_empty() {
+        request = request.basic_auth(user, password);
+    }
+    let response = request.send().await.map_err(|e| fail(e.to_string()))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        return Err(fail(format!("answered {status}: {body}")));
+    }
+    Ok(())
+}
