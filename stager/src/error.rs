@@ -13,6 +13,12 @@ pub enum Error {
     /// No such staging task or buildpack (404).
     #[error("{0} not found")]
     NotFound(String),
+    /// A staging task with this guid exists already (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// CC refused a staging completion for good (422): retrying will not help.
+    #[error("{0}")]
+    Rejected(String),
     /// OPI, CC or a registry could not be reached or refused (502).
     #[error("{0}")]
     Upstream(String),
@@ -61,6 +67,8 @@ impl Error {
         match self {
             Error::Invalid(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Rejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Upstream(_) => StatusCode::BAD_GATEWAY,
             Error::Config(_) | Error::Io { .. } | Error::Archive { .. } | Error::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
@@ -73,6 +81,8 @@ impl Error {
         match self {
             Error::Invalid(_) => "InvalidRequest",
             Error::NotFound(_) => "NotFound",
+            Error::Conflict(_) => "Conflict",
+            Error::Rejected(_) => "Rejected",
             Error::Upstream(_) => "Unavailable",
             _ => "Internal",
         }
@@ -84,6 +94,10 @@ impl From<opi::Error> for Error {
         match error {
             opi::Error::Invalid(invalid) => Error::Invalid(invalid.to_string()),
             opi::Error::NotFound(what) => Error::NotFound(what),
+            opi::Error::Conflict(what) => Error::Conflict(what),
+            opi::Error::BadBody(what) => {
+                Error::Invalid(format!("OPI refused the staging task: {what}"))
+            }
             other => Error::Upstream(format!("OPI: {other}")),
         }
     }

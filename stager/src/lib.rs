@@ -12,12 +12,17 @@
 //!
 //! See `stager/README.md` for routes, flags and the step contract.
 
+pub mod api;
 mod error;
 pub mod lifecycle;
+pub mod service;
 pub mod zip;
 
 pub use error::{Error, Result};
 pub mod buildpacks;
+pub mod docker;
 pub mod recipe;
 pub mod report;
 pub mod step;
+
+pub use service::{Config, run};

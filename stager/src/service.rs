@@ -1,0 +1,109 @@
+//! [`run`]: St8ge's API until shutdown (what `cube stager` and `cube up` call).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cube_runtime::Service;
+use opi::http::OpiClient;
+use reqwest::Url;
+
+use crate::api::{self, Api, Metrics};
+use crate::buildpacks::Shipped;
+use crate::recipe::Recipe;
+use crate::{Error, Result};
+
+/// The staging image that makes the local backend run the task on the host.
+pub const DEFAULT_STAGER_IMAGE: &str = "cube/host-exec";
+/// Default staging timeout (CC's default `staging.timeout_in_seconds`).
+pub const DEFAULT_STAGING_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// St8ge's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// OPI's API.
+    pub opi_url: String,
+    /// St8ge's URL as staging tasks reach it (`None`: `http://<listen address>`).
+    pub public_url: Option<Url>,
+    /// The Registry droplets are imported into (`None`: CC only).
+    pub registry_url: Option<Url>,
+    /// When set, CC callbacks must go to this origin.
+    pub cc_url: Option<Url>,
+    /// The shipped buildpacks (`None`: look in the default places).
+    pub buildpacks_dir: Option<PathBuf>,
+    /// The `cube` binary the staging task runs.
+    pub cube_binary: String,
+    /// The staging image.
+    pub stager_image: String,
+    /// The most staging may take.
+    pub staging_timeout: Duration,
+}
+
+impl Config {
+    /// Defaults for reaching OPI at `opi_url`; the task runs this process's binary.
+    pub fn new(opi_url: impl Into<String>) -> Self {
+        Self {
+            opi_url: opi_url.into(),
+            public_url: None,
+            registry_url: None,
+            cc_url: None,
+            buildpacks_dir: None,
+            cube_binary: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "cube".into()),
+            stager_image: DEFAULT_STAGER_IMAGE.into(),
+            staging_timeout: DEFAULT_STAGING_TIMEOUT,
+        }
+    }
+}
+
+/// Builds the API state for `listener`'s address.
+pub fn api(config: &Config, listen: std::net::SocketAddr, metrics: Metrics) -> Result<Api> {
+    let public_url = match &config.public_url {
+        Some(url) => url.clone(),
+        None => Url::parse(&format!("http://{listen}"))
+            .map_err(|e| Error::Config(format!("public URL from {listen}: {e}")))?,
+    };
+    let shipped = match &config.buildpacks_dir {
+        Some(dir) => Some(Shipped::new(dir)?),
+        None => Shipped::find_default(),
+    };
+    match &shipped {
+        Some(shipped) => {
+            tracing::info!(dir = %shipped.dir().display(), buildpacks = ?shipped.names()?, "default buildpacks")
+        }
+        None => {
+            tracing::warn!("no buildpacks directory found: stagings must name buildpacks with URLs")
+        }
+    }
+    Ok(Api {
+        opi: OpiClient::new(&config.opi_url)?,
+        recipe: Recipe {
+            cube_binary: config.cube_binary.clone(),
+            image: config.stager_image.clone(),
+            public_url,
+            registry_url: config.registry_url.clone(),
+            staging_timeout: config.staging_timeout,
+        },
+        shipped,
+        cc_url: config.cc_url.clone(),
+        metrics,
+    })
+}
+
+/// Serves St8ge on `listener` until `service` shuts down.
+pub async fn run(
+    config: Config,
+    listener: tokio::net::TcpListener,
+    service: Service,
+) -> Result<()> {
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Config(format!("listener: {e}")))?;
+    let metrics = Metrics::register(&service.metrics)?;
+    let api = Arc::new(api(&config, addr, metrics)?);
+    tracing::info!(api = %addr, public = %api.recipe.public_url, opi = %config.opi_url, "St8ge started");
+    cube_runtime::serve(listener, api::router(api), service.shutdown.clone())
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))
+}
