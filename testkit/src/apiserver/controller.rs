@@ -2,7 +2,8 @@
 //! cluster: the StatefulSet controller (pods `<name>-<ordinal>` for the
 //! replicas, recreated when deleted or when the template changes, status
 //! counts), a scheduler + kubelet (new pods become scheduled, running and
-//! ready — or stay unschedulable), and a Job controller (Jobs become active).
+//! ready — or stay unschedulable), and a Job controller (Jobs become active;
+//! finished Jobs are deleted after `ttlSecondsAfterFinished`, with what they own).
 //!
 //! They write through the store like any client (pods are validated on
 //! create), so a StatefulSet whose pods a real cluster could not create
@@ -56,9 +57,13 @@ pub async fn run(shared: Weak<Shared>) {
                 }
             }
         }
-        match changes.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        // Changes wake the controllers; so does time (Job TTLs).
+        tokio::select! {
+            change = changes.recv() => match change {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
     }
 }
@@ -336,6 +341,20 @@ fn kubelet(store: &mut Store, settings: Settings) {
     }
 }
 
+/// When a finished Job finished (its Complete/Failed condition turned true),
+/// in unix seconds.
+fn finished_at(job: &Value) -> Option<i64> {
+    let conditions = job.get("status")?.get("conditions")?.as_array()?;
+    let done = conditions.iter().find(|c| {
+        matches!(s(c, &["type"]), "Complete" | "Failed") && s(c, &["status"]) == "True"
+    })?;
+    let at = s(done, &["lastTransitionTime"]);
+    Some(
+        at.parse::<k8s_openapi::jiff::Timestamp>()
+            .map_or(0, |t| t.as_second()),
+    )
+}
+
 fn jobs(store: &mut Store) {
     let (jobs, _) = store.list(
         kind("jobs"),
@@ -343,7 +362,21 @@ fn jobs(store: &mut Store) {
         &LabelSelector::default(),
         &FieldSelector::default(),
     );
+    let now_seconds = now()
+        .parse::<k8s_openapi::jiff::Timestamp>()
+        .map_or(0, |t| t.as_second());
     for (key, job) in jobs {
+        // The TTL controller: finished Jobs go after ttlSecondsAfterFinished.
+        let ttl = job
+            .get("spec")
+            .and_then(|s| s.get("ttlSecondsAfterFinished"))
+            .and_then(Value::as_i64);
+        if let (Some(ttl), Some(finished)) = (ttl, finished_at(&job))
+            && finished + ttl <= now_seconds
+        {
+            let _ = store.delete(kind("jobs"), &key.namespace, &key.name, None, false);
+            continue;
+        }
         if job.get("status").and_then(|s| s.get("startTime")).is_some() {
             continue;
         }

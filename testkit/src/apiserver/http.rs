@@ -11,6 +11,7 @@ use http::{Method, StatusCode, header};
 use serde_json::{Value, json};
 
 use super::error::ApiError;
+use super::rbac::Rbac;
 use super::resources::{self, Kind};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{PatchType, WriteOptions};
@@ -136,10 +137,23 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         return error(&ApiError::not_found(&target.kind.qualified(), sub));
     }
     let query = query(&request);
+    let rbac = request.extensions().get::<Arc<Rbac>>().cloned();
     let body = match axum::body::to_bytes(request.into_body(), 8 * 1024 * 1024).await {
         Ok(bytes) => bytes,
         Err(e) => return error(&ApiError::bad_request(format!("reading the body: {e}"))),
     };
+    if let Some(rbac) = rbac
+        && let Err(e) = authorize(
+            &rbac,
+            &shared,
+            &method,
+            &target,
+            &query,
+            content_type.as_deref(),
+        )
+    {
+        return error(&e);
+    }
     match dispatch(
         &shared,
         &method,
@@ -152,6 +166,59 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         Ok(Reply::Watch(response)) => response,
         Err(e) => error(&e),
     }
+}
+
+/// The RBAC verbs a request needs: the verb of its method, plus `create`
+/// for a server-side apply that creates the object.
+fn authorize(
+    rbac: &Rbac,
+    shared: &Arc<Shared>,
+    method: &Method,
+    target: &Target,
+    query: &HashMap<String, String>,
+    content_type: Option<&str>,
+) -> Result<(), ApiError> {
+    let watch = query.get("watch").is_some_and(|v| v == "true" || v == "1");
+    let verb = match (method, &target.name) {
+        (&Method::GET, None) if watch => "watch",
+        (&Method::GET, None) => "list",
+        (&Method::GET, Some(_)) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, _) => "delete",
+        _ => return Ok(()),
+    };
+    let mut verbs = vec![verb];
+    let name = target.name.as_deref().unwrap_or("");
+    let namespace = target
+        .namespace
+        .as_deref()
+        .filter(|_| target.kind.namespaced);
+    let is_apply = content_type.is_some_and(|c| c.starts_with("application/apply-patch"));
+    if verb == "patch"
+        && is_apply
+        && shared
+            .store()
+            .get(target.kind, namespace.unwrap_or(""), name)
+            .is_err()
+    {
+        verbs.push("create");
+    }
+    let resource = match &target.subresource {
+        Some(sub) => format!("{}/{sub}", target.kind.plural),
+        None => target.kind.plural.to_owned(),
+    };
+    for verb in verbs {
+        if !rbac.allows(verb, target.kind.group, &resource, namespace) {
+            return Err(ApiError::new(
+                403,
+                "Forbidden",
+                rbac.denial(verb, target.kind.group, &resource, name, namespace),
+            ));
+        }
+    }
+    Ok(())
 }
 
 enum Reply {

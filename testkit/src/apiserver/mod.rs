@@ -25,6 +25,7 @@ mod controller;
 mod error;
 mod faults;
 mod http;
+mod rbac;
 mod resources;
 mod selector;
 mod store;
@@ -40,6 +41,7 @@ use tower::ServiceExt as _;
 pub use controller::Settings;
 pub use error::ApiError;
 pub use faults::Fault;
+pub use rbac::{Rbac, Rule};
 pub use selector::{FieldSelector, LabelSelector};
 
 use faults::Faults;
@@ -217,10 +219,21 @@ impl FakeApiServer {
     /// A [`kube::Client`] talking to this server in-process (default
     /// namespace `default`).
     pub fn client(&self) -> kube::Client {
+        self.make_client(None)
+    }
+
+    /// A client whose requests are authorised against `rbac` (403 Forbidden
+    /// for anything its rules do not allow).
+    pub fn client_as(&self, rbac: Rbac) -> kube::Client {
+        self.make_client(Some(Arc::new(rbac)))
+    }
+
+    fn make_client(&self, rbac: Option<Arc<Rbac>>) -> kube::Client {
         let router = self.router();
         let shared = self.shared.clone();
         let service = tower::service_fn(move |request: ::http::Request<kube::client::Body>| {
             let router = router.clone();
+            let rbac = rbac.clone();
             let unreachable = shared.unreachable.load(std::sync::atomic::Ordering::SeqCst);
             async move {
                 if unreachable {
@@ -229,7 +242,10 @@ impl FakeApiServer {
                         "fake apiserver is unreachable (injected)",
                     ));
                 }
-                let request = request.map(axum::body::Body::new);
+                let mut request = request.map(axum::body::Body::new);
+                if let Some(rbac) = rbac {
+                    request.extensions_mut().insert(rbac);
+                }
                 match router.oneshot(request).await {
                     Ok(response) => Ok(response),
                     Err(never) => match never {},

@@ -40,16 +40,21 @@
 //!
 //! | apiGroup | resources | verbs |
 //! |---|---|---|
-//! | `apps` | `statefulsets` | get, list, watch, create, patch, delete |
-//! | `""` | `pods` | get, list, watch, delete |
+//! | `apps` | `statefulsets` | get, list, create, patch, delete |
+//! | `""` | `pods` | list, watch, delete |
 //! | `""` | `secrets` | get, create, patch, delete |
-//! | `policy` | `poddisruptionbudgets` | create, patch, delete |
+//! | `policy` | `poddisruptionbudgets` | get, create, patch, delete |
 //! | `batch` | `jobs` | get, list, watch, create, patch, delete |
+//!
+//! (`create` and `patch` both, because a server-side apply of an object that
+//! does not exist yet creates it.) The same rules as data: [`rbac::NAMESPACED`]
+//! and [`rbac::CLUSTER`]; the tests run the backend with exactly these against
+//! a fake apiserver that answers 403 to anything else.
 //!
 //! In the default namespace-per-space mode the same rules are needed in every
 //! space namespace, which Cube creates, so they must be granted by a
 //! `ClusterRole` bound with a `ClusterRoleBinding`, plus `namespaces`: get,
-//! list, create, patch. Cube never reads nodes, services or anything
+//! list, create, patch (cluster-scoped). Cube never reads nodes, services or anything
 //! cluster-wide beyond namespaces.
 
 #![warn(missing_docs)]
@@ -60,6 +65,7 @@ pub mod error;
 pub mod instances;
 pub mod labels;
 pub mod names;
+pub mod rbac;
 pub mod tasks;
 pub mod translate;
 pub mod watch;

@@ -667,7 +667,8 @@ async fn a_completion_missed_while_down_is_reported_after_a_restart_once() {
     let name = s(&job, &["metadata", "name"]).to_owned();
     let jobs: Api<k8s_openapi::api::batch::v1::Job> = Api::namespaced(server.client(), "acme-dev");
     let done = serde_json::json!({"status": {"conditions": [
-        {"type": "Complete", "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        {"type": "Complete", "status": "True",
+         "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string()}
     ]}});
     jobs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&done))
         .await
@@ -754,4 +755,48 @@ async fn a_missing_kubeconfig_is_a_clear_error() {
         Err(other) => panic!("expected a config error, got {other}"),
         Ok(_) => panic!("connected without a kubeconfig"),
     }
+}
+
+#[tokio::test]
+async fn finished_tasks_are_reported_even_when_their_job_is_deleted_right_away() {
+    let server = FakeApiServer::builder().controllers(true).build();
+    let config = Config {
+        task_ttl_seconds: 0,
+        ..Config::default()
+    };
+    let scheduler = K8sScheduler::new(server.client(), config);
+    eventually(PATIENCE, || async { scheduler.ready().await })
+        .await
+        .expect("ready");
+    let mut events = scheduler.events();
+    scheduler.desire_task(task("t-ttl")).await.expect("task");
+    let job = server.list("jobs", Some("acme-dev")).remove(0);
+    let name = s(&job, &["metadata", "name"]).to_owned();
+    let failed = serde_json::json!({"status": {"conditions": [{
+        "type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+        "message": "Job has reached the specified backoff limit",
+        "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+    }]}});
+    Api::<k8s_openapi::api::batch::v1::Job>::namespaced(server.client(), "acme-dev")
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&failed))
+        .await
+        .expect("fail the job");
+    match tokio::time::timeout(PATIENCE, events.next()).await {
+        Ok(Some(Event::TaskCompleted(done))) => {
+            assert!(done.failed);
+            assert!(
+                done.failure_reason.contains("BackoffLimitExceeded"),
+                "{done:?}"
+            );
+        }
+        other => panic!("no completion: {other:?}"),
+    }
+    eventually(PATIENCE, || async {
+        match server.get("jobs", "acme-dev", &name) {
+            None => Ok(()),
+            Some(_) => Err("job still there".to_owned()),
+        }
+    })
+    .await
+    .expect("the TTL controller deleted the finished job");
 }
