@@ -7,5 +7,6 @@
 #![warn(missing_docs)]
 
 pub mod apiserver;
+pub mod bbs;
 
 pub use apiserver::FakeApiServer;

@@ -21,8 +21,13 @@
 
 #![warn(missing_docs)]
 
+pub mod backend;
+pub mod client;
 pub mod error;
+pub mod events;
 pub mod proto;
 pub mod translate;
 
+pub use backend::{DEFAULT_DOMAIN_TTL, DiegoConfig, DiegoScheduler};
+pub use client::{BbsClient, TlsPem};
 pub use error::DiegoError;

@@ -1,0 +1,69 @@
+//! The Diego backend passes the OPI conformance kit against the fake BBS,
+//! over mutual TLS: crashes are cells reporting to the BBS, task completions
+//! are cells finishing tasks, both observed through the BBS event streams.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use opi::Scheduler;
+use opi::conformance::{self, Harness, TaskOutcome};
+use opi::model::{LrpId, LrpLifecycle};
+use opi_diego::DiegoScheduler;
+use testkit::bbs::FakeBbs;
+
+struct DiegoHarness {
+    bbs: FakeBbs,
+    scheduler: DiegoScheduler,
+}
+
+#[async_trait::async_trait]
+impl Harness for DiegoHarness {
+    fn scheduler(&self) -> &dyn Scheduler {
+        &self.scheduler
+    }
+
+    fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
+        LrpLifecycle::Buildpack {
+            droplet_guid: "droplet-guid".into(),
+            droplet_hash: "0123abcd".into(),
+            start_command: "bundle exec rackup -p $PORT".into(),
+        }
+    }
+
+    fn task_lifecycle(&self, outcome: TaskOutcome) -> LrpLifecycle {
+        let command = match outcome {
+            TaskOutcome::Succeed => vec!["/bin/true".to_owned()],
+            TaskOutcome::Fail => vec!["/bin/false".to_owned()],
+            TaskOutcome::RunUntilCancelled => vec!["sleep".to_owned(), "3600".to_owned()],
+        };
+        LrpLifecycle::Docker {
+            image: "docker.io/library/busybox:1.36".into(),
+            command,
+            credentials: None,
+        }
+    }
+
+    async fn crash_instance(&self, id: &LrpId, index: u32, exit_status: i32) -> Result<(), String> {
+        self.bbs.crash(&id.process_guid(), index, exit_status)
+    }
+
+    async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
+        match outcome {
+            TaskOutcome::Succeed => self.bbs.complete_task(guid, false, "", ""),
+            TaskOutcome::Fail => self
+                .bbs
+                .complete_task(guid, true, "exited with status 1", ""),
+            TaskOutcome::RunUntilCancelled => Ok(()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diego_backend_passes_the_conformance_kit_over_mtls() {
+    conformance::run(|| async {
+        let (bbs, scheduler) = common::connected().await;
+        DiegoHarness { bbs, scheduler }
+    })
+    .await;
+}

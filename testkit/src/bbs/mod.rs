@@ -1,0 +1,160 @@
+//! A fake Diego BBS, built from the same protobuf models as `opi-diego`
+//! (`opi_diego::proto`), in memory, on 127.0.0.1.
+//!
+//! It answers the routes Cube's Diego backend uses the way the real BBS does
+//! — POST + `application/x-protobuf`, errors inside a 200 response as
+//! `Error{type,message}`, the real validation (missing process guid, empty
+//! domain, bad root filesystem, run actions without path or user, …),
+//! `ResourceExists` on a duplicate desire, `ResourceNotFound` on unknown
+//! records — and streams `/v1/events/lrp_instances.r1` and
+//! `/v1/events/tasks.r1` as server-sent events with base64 protobuf data.
+//!
+//! [`FakeBbs::start`] serves mutual TLS with the test PKI in [`tls`]; clients
+//! without a certificate from its CA are refused. Cells are simulated:
+//! instances start `RUNNING` at once (or stay `UNCLAIMED` with
+//! [`FakeBbs::set_placement_error`]), tasks start at once and complete when a
+//! test calls [`FakeBbs::complete_task`]; [`FakeBbs::crash`] is a cell
+//! reporting a crashed instance.
+//!
+//! ```ignore
+//! let bbs = testkit::bbs::FakeBbs::start().await;
+//! // connect with bbs.url() and testkit::bbs::tls::{CA_PEM, CLIENT_CERT_PEM, CLIENT_KEY_PEM}
+//! ```
+
+mod server;
+mod state;
+pub mod tls;
+mod validate;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use opi_diego::proto;
+
+use server::Shared;
+
+/// A running fake BBS. Dropping it shuts it down (event streams end).
+pub struct FakeBbs {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    tls: bool,
+}
+
+impl FakeBbs {
+    /// A fake BBS serving mutual TLS (the way a real BBS is deployed).
+    pub async fn start() -> Self {
+        Self::serve(true).await
+    }
+
+    /// A fake BBS serving plain HTTP.
+    pub async fn start_plain() -> Self {
+        Self::serve(false).await
+    }
+
+    async fn serve(tls: bool) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared::new());
+        let acceptor = tls.then(|| {
+            tokio_rustls::TlsAcceptor::from(tls::server_config().expect("test PKI is valid"))
+        });
+        tokio::spawn(server::serve(
+            listener,
+            server::router(shared.clone()),
+            acceptor,
+            shared.shutdown.clone(),
+        ));
+        Self { shared, addr, tls }
+    }
+
+    /// `https://127.0.0.1:<port>` (or `http://` for [`FakeBbs::start_plain`]).
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// A cell reporting that instance `index` of `process_guid` exited with
+    /// `exit_status`: an `actual_lrp_crashed` event, and the instance
+    /// restarted at once for its first three crashes, `CRASHED` after.
+    pub fn crash(&self, process_guid: &str, index: u32, exit_status: i32) -> Result<(), String> {
+        let index = i32::try_from(index).map_err(|e| e.to_string())?;
+        self.shared
+            .with(|s| s.crash(process_guid, index, exit_status))
+            .map_err(|e| e.message)
+    }
+
+    /// A cell finishing a task.
+    pub fn complete_task(
+        &self,
+        guid: &str,
+        failed: bool,
+        failure_reason: &str,
+        result: &str,
+    ) -> Result<(), String> {
+        self.shared
+            .with(|s| s.complete_task(guid, failed, failure_reason, result))
+            .map_err(|e| e.message)
+    }
+
+    /// Makes new instances stay `UNCLAIMED` with `error` (e.g. `insufficient
+    /// resources: memory`), or lets them start again with `None`.
+    pub fn set_placement_error(&self, error: Option<&str>) {
+        self.shared
+            .with(|s| s.placement_error = error.map(str::to_owned));
+    }
+
+    /// While set, every route answers HTTP 503 (a BBS that lost its lock).
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.shared.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// A desired LRP as stored.
+    pub fn desired_lrp(&self, process_guid: &str) -> Option<proto::DesiredLrp> {
+        self.shared.with(|s| s.desired.get(process_guid).cloned())
+    }
+
+    /// Every desired LRP, by process guid.
+    pub fn desired_lrps(&self) -> Vec<proto::DesiredLrp> {
+        self.shared.with(|s| s.desired.values().cloned().collect())
+    }
+
+    /// The ActualLRPs of `process_guid`, by index.
+    pub fn actual_lrps(&self, process_guid: &str) -> Vec<proto::ActualLrp> {
+        self.shared.with(|s| {
+            s.actuals
+                .iter()
+                .filter(|((pg, _), _)| pg == process_guid)
+                .map(|(_, a)| a.clone())
+                .collect()
+        })
+    }
+
+    /// A task as stored.
+    pub fn task(&self, guid: &str) -> Option<proto::Task> {
+        self.shared.with(|s| s.tasks.get(guid).cloned())
+    }
+
+    /// The TTL (seconds) `domain` was last upserted with.
+    pub fn domain_ttl(&self, domain: &str) -> Option<u32> {
+        self.shared.with(|s| s.domains.get(domain).copied())
+    }
+
+    /// How many requests `path` has received.
+    pub fn requests(&self, path: &str) -> u64 {
+        self.shared.requests(path)
+    }
+
+    /// Stops serving and ends the event streams.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+}
+
+impl Drop for FakeBbs {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
