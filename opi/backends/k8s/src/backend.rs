@@ -307,22 +307,7 @@ impl K8sScheduler {
             }
             _ => plain,
         };
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(BTreeMap::from([(
-                    labels::SPACE_GUID.to_owned(),
-                    guid_label,
-                )])),
-                annotations: Some(BTreeMap::from([
-                    (labels::SPACE_NAME.to_owned(), space.name.clone()),
-                    (labels::ORG_NAME.to_owned(), org.name.clone()),
-                    (labels::ORG_GUID.to_owned(), org.guid.clone()),
-                ])),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
+        let namespace = translate::namespace::namespace(&name, space, org);
         let params = PatchParams::apply(&self.config.field_manager).force();
         api.patch(&name, &params, &Patch::Apply(&namespace)).await?;
         Ok(name)

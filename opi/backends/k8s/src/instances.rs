@@ -9,7 +9,8 @@
 //!
 //! A crash is a termination with a non-zero exit code of the app container,
 //! seen either as its current state or, after the kubelet restarted it, as its
-//! last state. Each termination is identified (container id, else finish
+//! last state, of a pod that is not being deleted (deletion kills containers
+//! on purpose). Each termination is identified (container id, else finish
 //! time, else restart count) and reported once: [`observe`] remembers the last
 //! reported one in [`Seen`].
 
@@ -183,7 +184,9 @@ pub fn observe(previous: Option<&Seen>, pod: &Pod, report: bool) -> (Seen, Optio
         return (seen, None);
     }
     seen.last_termination = Some(key);
-    if !report {
+    // A pod being deleted (stop, scale-down, rolling update) exits with
+    // SIGTERM/SIGKILL statuses on purpose: that is not a crash.
+    if !report || pod.metadata.deletion_timestamp.is_some() {
         return (seen, None);
     }
     let (Some(id), Some(index)) = (lrp_id(pod), index(pod)) else {

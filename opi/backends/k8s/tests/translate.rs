@@ -141,6 +141,14 @@ fn docker_worker_with_credentials() {
 }
 
 #[test]
+fn space_namespace() {
+    let app = myapp();
+    insta::assert_json_snapshot!(opi_k8s::translate::namespace::namespace(
+        "acme-dev", &app.space, &app.org
+    ));
+}
+
+#[test]
 fn task_job() {
     let task = Task {
         guid: "task-guid-1".into(),

@@ -202,6 +202,13 @@ fn old_crashes_of_pods_first_seen_while_listing_are_not_reported() {
 }
 
 #[test]
+fn containers_killed_because_their_pod_is_deleted_are_not_crashes() {
+    let mut stopping = with_container(pod(0), terminated(143, 130, "c1"), None, 0);
+    stopping.metadata.deletion_timestamp = Some(time(129));
+    assert_eq!(observe(None, &stopping, true).1, None);
+}
+
+#[test]
 fn clean_exits_are_not_crashes() {
     let pod = with_container(pod(0), running(), Some(terminated(0, 130, "c1")), 1);
     assert_eq!(observe(None, &pod, true).1, None);

@@ -1,6 +1,6 @@
 //! Pure translation between OPI's domain types and Kubernetes objects.
 //!
-//! Nothing here does I/O: [`lrp`] turns a [`opi::model::DesiredLrp`] into the
+//! Nothing here does I/O: [`namespace`] is a space's namespace; [`lrp`] turns a [`opi::model::DesiredLrp`] into the
 //! StatefulSet, Secrets and PodDisruptionBudget that run it; [`task`] turns a
 //! [`opi::model::Task`] into a Job and its Secret; [`spec`] is the record a
 //! StatefulSet carries so that [`spec::desired_lrp`] can rebuild the desired LRP
@@ -8,6 +8,7 @@
 //! (security context, resources, image pull credentials).
 
 pub mod lrp;
+pub mod namespace;
 pub mod pod;
 pub mod spec;
 pub mod task;
