@@ -1,0 +1,172 @@
+//! What every scenario uses: child `cube` processes, free ports, CPU time,
+//! latency statistics and the result table.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The release `cube` binary next to this benchmark binary, built first if
+/// missing (`cargo run -p cube-bench --release` does not build it).
+pub fn cube_binary() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let dir = me.parent().context("benchmark binary has no directory")?;
+    let cube = dir.join("cube");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--bin", "cube"])
+        .current_dir(workspace_root())
+        .status()
+        .context("cannot run cargo to build the cube binary")?;
+    if !status.success() {
+        bail!("building the cube binary failed");
+    }
+    if !cube.exists() {
+        bail!("{} does not exist after building", cube.display());
+    }
+    Ok(cube)
+}
+
+/// The workspace root (the bench crate's parent).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// A child process killed when dropped.
+pub struct Proc {
+    child: Child,
+    name: String,
+}
+
+impl Proc {
+    /// Starts `program args…` with its output discarded.
+    pub fn spawn(name: &str, program: &Path, args: &[String]) -> anyhow::Result<Self> {
+        let child = Command::new(program)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {name} ({})", program.display()))?;
+        Ok(Self {
+            child,
+            name: name.to_owned(),
+        })
+    }
+
+    /// Waits (bounded) until `url` answers 2xx.
+    pub async fn wait_ready(&mut self, url: &str, patience: Duration) -> anyhow::Result<()> {
+        let http = client()?;
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                bail!("{} exited early with {status}", self.name);
+            }
+            if let Ok(response) = http.get(url).send().await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{} not ready at {url} within {patience:?}", self.name);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A reqwest client for loopback benchmarking.
+pub fn client() -> anyhow::Result<reqwest::Client> {
+    Ok(opi::http::http_client_builder()
+        .pool_max_idle_per_host(256)
+        .timeout(Duration::from_secs(120))
+        .build()?)
+}
+
+/// CPU time (user + system) this process has used so far.
+pub fn own_cpu() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(usage) => {
+            let user = usage.user_time();
+            let system = usage.system_time();
+            let micros = |t: nix::sys::time::TimeVal| {
+                Duration::from_secs(u64::try_from(t.tv_sec()).unwrap_or(0))
+                    + Duration::from_micros(u64::try_from(t.tv_usec()).unwrap_or(0))
+            };
+            micros(user) + micros(system)
+        }
+        Err(_) => Duration::ZERO,
+    }
+}
+
+/// Latency percentiles of a sample.
+#[derive(Debug, Clone, Copy)]
+pub struct Latencies {
+    /// Median.
+    pub p50: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+}
+
+/// Percentiles of `samples` (sorted in place).
+pub fn latencies(samples: &mut [Duration]) -> Latencies {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        if samples.is_empty() {
+            return Duration::ZERO;
+        }
+        let index = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[index.min(samples.len() - 1)]
+    };
+    Latencies {
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// One row of a result table.
+pub struct Row {
+    /// What was measured.
+    pub what: String,
+    /// Cube's figure.
+    pub cube: String,
+    /// The peer's (or the limit's) figure.
+    pub peer: String,
+}
+
+/// Prints a table, then the scenario's last line.
+pub fn report(scenario: &str, peer_name: &str, rows: &[Row], last_line: &str) {
+    let width = rows
+        .iter()
+        .map(|r| r.what.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    println!("\n== {scenario} ==");
+    println!("{:<width$}  {:>22}  {:>22}", "", "cube", peer_name);
+    for row in rows {
+        println!("{:<width$}  {:>22}  {:>22}", row.what, row.cube, row.peer);
+    }
+    println!("{scenario}: {last_line}");
+}
+
+/// `12.3 ms` style.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}

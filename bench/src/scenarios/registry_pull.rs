@@ -1,0 +1,302 @@
+//! `registry-pull`: manifest GET req/s and p99 at 64 concurrent clients, and
+//! blob pull throughput, from Cube's registry and, in the same run, from
+//! Debian's `docker-registry` (the reference distribution registry) serving
+//! the same image, copied there with `skopeo`.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use futures::StreamExt;
+
+use crate::harness::{
+    Latencies, Proc, Row, client, cube_binary, free_port, latencies, ms, report, workspace_root,
+};
+
+const CONCURRENCY: usize = 64;
+const MANIFEST_SECONDS: u64 = 5;
+const BLOB_MB: usize = 64;
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+fn ensure_tools() -> anyhow::Result<()> {
+    let have = |tool: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !(have("docker-registry") && have("skopeo")) {
+        let status = Command::new(workspace_root().join("scripts/install-deps"))
+            .arg("--bench")
+            .status()
+            .context("cannot run scripts/install-deps --bench")?;
+        ensure!(status.success(), "scripts/install-deps --bench failed");
+    }
+    Ok(())
+}
+
+fn droplet(path: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut data = vec![0u8; BLOB_MB * 1024 * 1024];
+    for byte in &mut data {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    let mut header = tar::Header::new_gnu();
+    header.set_size(data.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "app/blob.bin", data.as_slice())?;
+    let info = br#"{"detected_buildpack":"bench","start_command":"./run"}"#;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(info.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "staging_info.yml", &info[..])?;
+    tar.into_inner()?.finish()?;
+    Ok(())
+}
+
+struct Load {
+    rps: f64,
+    latency: Latencies,
+}
+
+async fn manifest_load(http: &reqwest::Client, url: &str) -> anyhow::Result<Load> {
+    let deadline = Instant::now() + Duration::from_secs(MANIFEST_SECONDS);
+    let failures = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let samples: Vec<Vec<Duration>> = futures::stream::iter(0..CONCURRENCY)
+        .map(|_| {
+            let http = http.clone();
+            let url = url.to_owned();
+            let failures = failures.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match http
+                        .get(&url)
+                        .header("accept", MANIFEST_ACCEPT)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            mine.push(t.elapsed());
+                        }
+                        _ => {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                mine
+            })
+        })
+        .buffer_unordered(CONCURRENCY)
+        .map(|r| r.unwrap_or_default())
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let failed = failures.load(Ordering::Relaxed);
+    ensure!(failed == 0, "{failed} manifest GETs failed at {url}");
+    let mut all: Vec<Duration> = samples.into_iter().flatten().collect();
+    let count = all.len();
+    Ok(Load {
+        rps: count as f64 / elapsed.as_secs_f64(),
+        latency: latencies(&mut all),
+    })
+}
+
+async fn blob_throughput(http: &reqwest::Client, url: &str) -> anyhow::Result<f64> {
+    // 4 parallel pulls, 3 rounds; bytes / wall time.
+    let started = Instant::now();
+    let mut total = 0u64;
+    for _ in 0..3 {
+        let pulls = (0..4).map(|_| async {
+            let mut response = http.get(url).send().await?;
+            if !response.status().is_success() {
+                bail!("blob GET {url} answered {}", response.status());
+            }
+            let mut n = 0u64;
+            while let Some(chunk) = response.chunk().await? {
+                n += chunk.len() as u64;
+            }
+            Ok(n)
+        });
+        for n in futures::future::join_all(pulls).await {
+            total += n?;
+        }
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64() / 1e9)
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    ensure_tools()?;
+    let cube = cube_binary()?;
+    let dir = tempfile::tempdir()?;
+
+    // Cube's registry with one droplet image.
+    let (port, admin) = (free_port()?, free_port()?);
+    let mut registry = Proc::spawn(
+        "cube registry",
+        &cube,
+        &[
+            "registry".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--admin-listen".into(),
+            format!("127.0.0.1:{admin}"),
+            "--data-dir".into(),
+            dir.path().join("cube-registry").display().to_string(),
+        ],
+    )?;
+    registry
+        .wait_ready(
+            &format!("http://127.0.0.1:{admin}/readyz"),
+            Duration::from_secs(20),
+        )
+        .await?;
+    let tgz = dir.path().join("droplet.tgz");
+    droplet(&tgz)?;
+    let http = client()?;
+    let response = http
+        .post(format!(
+            "http://127.0.0.1:{port}/v2/cloudfoundry/bench/droplets?hash=v1"
+        ))
+        .body(std::fs::read(&tgz)?)
+        .send()
+        .await?;
+    ensure!(
+        response.status().is_success(),
+        "import failed: {}",
+        response.text().await?
+    );
+
+    // docker-registry, filled by skopeo from Cube's registry.
+    let peer_port = free_port()?;
+    let config = dir.path().join("docker-registry.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  cache:\n    blobdescriptor: inmemory\nhttp:\n  addr: 127.0.0.1:{peer_port}\n",
+            dir.path().join("docker-registry").display()
+        ),
+    )?;
+    let mut peer = Proc::spawn(
+        "docker-registry",
+        Path::new("docker-registry"),
+        &["serve".into(), config.display().to_string()],
+    )?;
+    peer.wait_ready(
+        &format!("http://127.0.0.1:{peer_port}/v2/"),
+        Duration::from_secs(20),
+    )
+    .await?;
+    let status = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            &format!("docker://127.0.0.1:{port}/cloudfoundry/bench:v1"),
+            &format!("docker://127.0.0.1:{peer_port}/cloudfoundry/bench:v1"),
+        ])
+        .status()
+        .context("cannot run skopeo")?;
+    ensure!(status.success(), "skopeo copy to docker-registry failed");
+
+    let cube_manifest = format!("http://127.0.0.1:{port}/v2/cloudfoundry/bench/manifests/v1");
+    let peer_manifest = format!("http://127.0.0.1:{peer_port}/v2/cloudfoundry/bench/manifests/v1");
+    // The same image on both sides: the same largest layer.
+    let manifest: serde_json::Value = http
+        .get(&cube_manifest)
+        .header("accept", MANIFEST_ACCEPT)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let layer = manifest["layers"]
+        .as_array()
+        .and_then(|layers| {
+            layers
+                .iter()
+                .max_by_key(|l| l["size"].as_u64().unwrap_or(0))
+        })
+        .and_then(|l| l["digest"].as_str())
+        .context("manifest has no layers")?
+        .to_owned();
+    let peer_has = http
+        .head(format!(
+            "http://127.0.0.1:{peer_port}/v2/cloudfoundry/bench/blobs/{layer}"
+        ))
+        .send()
+        .await?;
+    ensure!(
+        peer_has.status().is_success(),
+        "docker-registry lacks layer {layer}"
+    );
+
+    // Alternate the two sides so background noise hits both.
+    let cube_load = manifest_load(&http, &cube_manifest).await?;
+    let peer_load = manifest_load(&http, &peer_manifest).await?;
+    let cube_blob = blob_throughput(
+        &http,
+        &format!("http://127.0.0.1:{port}/v2/cloudfoundry/bench/blobs/{layer}"),
+    )
+    .await?;
+    let peer_blob = blob_throughput(
+        &http,
+        &format!("http://127.0.0.1:{peer_port}/v2/cloudfoundry/bench/blobs/{layer}"),
+    )
+    .await?;
+
+    let manifest_ratio = cube_load.rps / peer_load.rps;
+    let blob_ratio = cube_blob / peer_blob;
+    report(
+        "registry-pull",
+        "docker-registry",
+        &[
+            Row {
+                what: format!("manifest GET req/s ({CONCURRENCY} clients)"),
+                cube: format!("{:.0}", cube_load.rps),
+                peer: format!("{:.0}", peer_load.rps),
+            },
+            Row {
+                what: "manifest p50 / p99".into(),
+                cube: format!(
+                    "{} / {}",
+                    ms(cube_load.latency.p50),
+                    ms(cube_load.latency.p99)
+                ),
+                peer: format!(
+                    "{} / {}",
+                    ms(peer_load.latency.p50),
+                    ms(peer_load.latency.p99)
+                ),
+            },
+            Row {
+                what: format!("blob pull ({BLOB_MB} MiB layer, 4 parallel)"),
+                cube: format!("{cube_blob:.2} GB/s"),
+                peer: format!("{peer_blob:.2} GB/s"),
+            },
+        ],
+        &format!(
+            "manifest {:.0} req/s p99 {} vs {:.0} req/s; blob {cube_blob:.2} vs {peer_blob:.2} GB/s; ratio {manifest_ratio:.2} manifests, {blob_ratio:.2} blobs",
+            cube_load.rps,
+            ms(cube_load.latency.p99),
+            peer_load.rps
+        ),
+    );
+    Ok(())
+}
