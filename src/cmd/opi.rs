@@ -55,6 +55,9 @@ pub struct Args {
 
     #[command(flatten)]
     k8s: K8sArgs,
+
+    #[command(flatten)]
+    diego: DiegoArgs,
 }
 
 /// Flags of the local backend.
@@ -100,6 +103,62 @@ pub async fn k8s_backend(args: &K8sArgs, registry: &str) -> anyhow::Result<opi_k
     opi_k8s::K8sScheduler::connect(args.kubeconfig.as_deref(), config)
         .await
         .context("cannot connect to Kubernetes")
+}
+
+/// Flags of the Diego backend.
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Diego backend")]
+pub struct DiegoArgs {
+    /// The BBS API URL, e.g. https://bbs.service.cf.internal:8889.
+    #[arg(long)]
+    bbs_url: Option<reqwest::Url>,
+
+    /// CA certificate (PEM) that signed the BBS's certificate.
+    #[arg(long)]
+    bbs_ca: Option<std::path::PathBuf>,
+
+    /// Client certificate (PEM) presented to the BBS.
+    #[arg(long)]
+    bbs_cert: Option<std::path::PathBuf>,
+
+    /// Private key (PEM) of the client certificate.
+    #[arg(long)]
+    bbs_key: Option<std::path::PathBuf>,
+}
+
+/// Connects the Diego backend to the BBS (mutual TLS for `https://`);
+/// droplet images are served by `registry`.
+pub fn diego_backend(
+    args: &DiegoArgs,
+    registry: &str,
+) -> anyhow::Result<opi_diego::DiegoScheduler> {
+    let url = args
+        .bbs_url
+        .clone()
+        .context("--backend diego needs --bbs-url")?;
+    let read = |flag: &str, path: &Option<std::path::PathBuf>| -> anyhow::Result<Option<Vec<u8>>> {
+        path.as_ref()
+            .map(|p| {
+                std::fs::read(p).with_context(|| format!("cannot read {flag} {}", p.display()))
+            })
+            .transpose()
+    };
+    let tls = match (
+        read("--bbs-ca", &args.bbs_ca)?,
+        read("--bbs-cert", &args.bbs_cert)?,
+        read("--bbs-key", &args.bbs_key)?,
+    ) {
+        (Some(ca), Some(cert), Some(key)) => Some(opi_diego::TlsPem { ca, cert, key }),
+        (None, None, None) if url.scheme() == "http" => None,
+        _ => anyhow::bail!("the BBS speaks mutual TLS: give --bbs-ca, --bbs-cert and --bbs-key"),
+    };
+    let config = opi_diego::DiegoConfig {
+        bbs_url: url,
+        tls,
+        registry: registry.to_owned(),
+        domain_ttl: opi_diego::DEFAULT_DOMAIN_TTL,
+    };
+    opi_diego::DiegoScheduler::new(config).context("cannot set up the BBS client")
 }
 
 /// The docker image name that makes the local backend run a task's command
@@ -155,7 +214,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let scheduler: Arc<dyn Scheduler> = match args.backend {
         Backend::Memory => Arc::new(opi::memory::MemoryScheduler::new()),
         Backend::K8s => Arc::new(k8s_backend(&args.k8s, &args.registry).await?),
-        Backend::Diego => return Err(super::not_built("opi --backend diego", 10)),
+        Backend::Diego => Arc::new(diego_backend(&args.diego, &args.registry)?),
         Backend::Local => {
             let local = local_backend(&args.local).await?;
             local_shutdown = Some(local.clone());
