@@ -98,7 +98,9 @@ macro_rules! replies {
     ($($t:ident),* $(,)?) => {
         $(impl Reply for proto::$t {
             fn failed(error: proto::Error) -> Self {
-                Self { error: Some(error), ..Self::default() }
+                let mut reply = Self::default();
+                reply.error = Some(error);
+                reply
             }
         })*
     };

@@ -171,13 +171,12 @@ impl Inner {
                 }
             }
             BbsEvent::TaskCreated(created) => {
-                // A task can be created completed (a cell that finished at once
-                // in the same transaction is not possible, but a relayed event
-                // after a BBS failover may be).
-                if let Some(task) = created.task.as_ref().filter(|t| t.domain == TASKS_DOMAIN) {
-                    if let Some(done) = task::completion(None, task) {
-                        self.bus.publish(Event::TaskCompleted(done));
-                    }
+                // Seen first as already completed (e.g. after reconnecting to a
+                // new active BBS): still a completion to report.
+                if let Some(task) = created.task.as_ref().filter(|t| t.domain == TASKS_DOMAIN)
+                    && let Some(done) = task::completion(None, task)
+                {
+                    self.bus.publish(Event::TaskCompleted(done));
                 }
             }
             _ => {}

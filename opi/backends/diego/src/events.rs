@@ -84,25 +84,27 @@ impl SseParser {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BbsEvent {
     /// `actual_lrp_crashed`.
-    Crashed(proto::ActualLrpCrashedEvent),
+    Crashed(Box<proto::ActualLrpCrashedEvent>),
     /// `actual_lrp_instance_created`.
-    InstanceCreated(proto::ActualLrpInstanceCreatedEvent),
+    InstanceCreated(Box<proto::ActualLrpInstanceCreatedEvent>),
     /// `actual_lrp_instance_changed`.
-    InstanceChanged(proto::ActualLrpInstanceChangedEvent),
+    InstanceChanged(Box<proto::ActualLrpInstanceChangedEvent>),
     /// `actual_lrp_instance_removed`.
-    InstanceRemoved(proto::ActualLrpInstanceRemovedEvent),
+    InstanceRemoved(Box<proto::ActualLrpInstanceRemovedEvent>),
     /// `task_created`.
-    TaskCreated(proto::TaskCreatedEvent),
+    TaskCreated(Box<proto::TaskCreatedEvent>),
     /// `task_changed`.
-    TaskChanged(proto::TaskChangedEvent),
+    TaskChanged(Box<proto::TaskChangedEvent>),
     /// `task_removed`.
-    TaskRemoved(proto::TaskRemovedEvent),
+    TaskRemoved(Box<proto::TaskRemovedEvent>),
     /// Any other type (desired LRP events, future ones), by name.
     Other(String),
 }
 
-fn decode<M: Message + Default>(event: &str, bytes: &[u8]) -> Result<M, DiegoError> {
-    M::decode(bytes).map_err(|e| DiegoError::Decode(format!("event {event}: {e}")))
+fn decode<M: Message + Default>(event: &str, bytes: &[u8]) -> Result<Box<M>, DiegoError> {
+    M::decode(bytes)
+        .map(Box::new)
+        .map_err(|e| DiegoError::Decode(format!("event {event}: {e}")))
 }
 
 impl BbsEvent {
@@ -203,7 +205,10 @@ mod tests {
             event: "actual_lrp_crashed".into(),
             data: base64::engine::general_purpose::STANDARD.encode(crash.encode_to_vec()),
         };
-        assert_eq!(BbsEvent::decode(&frame), Ok(BbsEvent::Crashed(crash)));
+        assert_eq!(
+            BbsEvent::decode(&frame),
+            Ok(BbsEvent::Crashed(Box::new(crash)))
+        );
         let other = Frame {
             event: "desired_lrp_created".into(),
             ..Frame::default()

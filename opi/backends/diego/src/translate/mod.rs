@@ -197,14 +197,13 @@ fn lifecycle_of(
         && run.path == "/bin/sh"
         && run.args.len() == 2
         && run.args[0] == "-c"
+        && let Some((droplet_guid, droplet_hash)) = droplet_of(&image, registry)
     {
-        if let Some((droplet_guid, droplet_hash)) = droplet_of(&image, registry) {
-            return Ok(LrpLifecycle::Buildpack {
-                droplet_guid,
-                droplet_hash,
-                start_command: run.args[1].clone(),
-            });
-        }
+        return Ok(LrpLifecycle::Buildpack {
+            droplet_guid,
+            droplet_hash,
+            start_command: run.args[1].clone(),
+        });
     }
     let mut command = vec![run.path.clone()];
     command.extend(run.args.iter().cloned());
