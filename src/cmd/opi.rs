@@ -50,6 +50,11 @@ pub struct Args {
     #[arg(long, default_value_t = opi::http::DEFAULT_MAX_BODY_BYTES)]
     max_body_bytes: usize,
 
+    /// St8ge's URL: CC sends staging requests to OPI's URL (as it did to
+    /// Eirini), and OPI forwards `/stage/…` there.
+    #[arg(long)]
+    stager_url: Option<reqwest::Url>,
+
     #[command(flatten)]
     local: LocalArgs,
 
@@ -237,6 +242,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         api: ApiConfig {
             max_body_bytes: args.max_body_bytes,
             registry: args.registry,
+            stager_url: args.stager_url,
         },
         cc_url: args.cc_url,
     };

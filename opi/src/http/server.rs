@@ -33,6 +33,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Registry host prefixed to droplet images in `GET /apps/{guid}/{version}`.
     pub registry: String,
+    /// St8ge's base URL. Cloud Controller sends staging requests to the same
+    /// URL as everything else (`opi.url`), as Eirini served both; with this set,
+    /// `/stage/…` is forwarded to St8ge.
+    pub stager_url: Option<reqwest::Url>,
 }
 
 impl Default for ApiConfig {
@@ -40,6 +44,7 @@ impl Default for ApiConfig {
         Self {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry: String::new(),
+            stager_url: None,
         }
     }
 }
@@ -48,14 +53,22 @@ impl Default for ApiConfig {
 struct Api {
     scheduler: Arc<dyn Scheduler>,
     config: Arc<ApiConfig>,
+    http: reqwest::Client,
 }
 
 /// The OPI router over `scheduler`, recording request metrics in `metrics`.
 pub fn router(scheduler: Arc<dyn Scheduler>, config: ApiConfig, metrics: ApiMetrics) -> Router {
     let max_body_bytes = config.max_body_bytes;
+    // Building a client only fails without a TLS backend, which
+    // `http_client_builder` always installs; fall back to the default anyway.
+    let http = super::http_client_builder()
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .unwrap_or_default();
     let api = Api {
         scheduler,
         config: Arc::new(config),
+        http,
     };
     Router::new()
         .route("/apps", get(list_lrps))
@@ -69,6 +82,11 @@ pub fn router(scheduler: Arc<dyn Scheduler>, config: ApiConfig, metrics: ApiMetr
             "/tasks/{guid}",
             post(desire_task).get(get_task).delete(cancel_task),
         )
+        .route(
+            "/stage/{staging_guid}",
+            post(forward_stage).delete(forward_stage),
+        )
+        .route("/stage/{staging_guid}/completed", post(forward_stage))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
@@ -295,6 +313,59 @@ async fn cancel_task(
     validate::guid("task_guid", &guid)?;
     api.scheduler.cancel_task(&guid).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Forwards a staging request (or cancel, or completion) to St8ge unchanged,
+/// and St8ge's answer back.
+async fn forward_stage(
+    State(api): State<Api>,
+    Params(staging_guid): Params<String>,
+    request: Request,
+) -> Result<Response, Error> {
+    validate::guid("staging_guid", &staging_guid)?;
+    let Some(stager) = api.config.stager_url.clone() else {
+        return Err(Error::NotFound(
+            "staging route (this OPI has no --stager-url; send staging requests to St8ge)".into(),
+        ));
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, api.config.max_body_bytes)
+        .await
+        .map_err(|_| Error::PayloadTooLarge {
+            limit: api.config.max_body_bytes,
+        })?;
+    let mut url = stager;
+    url.set_path(parts.uri.path());
+    url.set_query(parts.uri.query());
+    let mut outgoing = api
+        .http
+        .request(parts.method.clone(), url.clone())
+        .body(bytes);
+    if let Some(content_type) = parts.headers.get(axum::http::header::CONTENT_TYPE) {
+        outgoing = outgoing.header(axum::http::header::CONTENT_TYPE, content_type);
+    }
+    let answer = outgoing.send().await.map_err(|e| {
+        Error::Unavailable(format!(
+            "St8ge at {}: {e}",
+            url.origin().ascii_serialization()
+        ))
+    })?;
+    let status = answer.status();
+    let content_type = answer
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .cloned();
+    let body = answer
+        .bytes()
+        .await
+        .map_err(|e| Error::Unavailable(format!("St8ge's answer: {e}")))?;
+    let mut response = (status, body).into_response();
+    if let Some(content_type) = content_type {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_TYPE, content_type);
+    }
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -333,7 +333,7 @@ async fn unknown_lrps_routes_and_methods() {
 async fn oversized_bodies_get_413() {
     let f = setup_with(ApiConfig {
         max_body_bytes: 4096,
-        registry: String::new(),
+        ..ApiConfig::default()
     });
     let mut req: Value = serde_json::from_str(&fixture("desire_buildpack.json")).unwrap();
     req["environment"]["BIG"] = json!("x".repeat(8192));
@@ -457,4 +457,84 @@ fn every_error_maps_to_its_status() {
         let back = Error::from_status(error.status(), "x".into());
         assert_eq!(back.status(), error.status(), "round trip of {error}");
     }
+}
+
+#[tokio::test]
+async fn staging_is_forwarded_to_st8ge_when_configured() {
+    use std::sync::Mutex;
+    let seen: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let record = seen.clone();
+    let st8ge = Router::new().fallback(move |request: axum::extract::Request| {
+        let record = record.clone();
+        async move {
+            let method = request.method().to_string();
+            let uri = request.uri().to_string();
+            let body = request.into_body().collect().await.unwrap().to_bytes();
+            record
+                .lock()
+                .unwrap()
+                .push((method, uri, String::from_utf8_lossy(&body).into_owned()));
+            (StatusCode::ACCEPTED, Json(json!({"accepted": true})))
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, st8ge).await.unwrap() });
+
+    let f = setup_with(ApiConfig {
+        stager_url: Some(reqwest::Url::parse(&format!("http://{addr}")).unwrap()),
+        ..ApiConfig::default()
+    });
+    let (status, body) = call(
+        &f.router,
+        Method::POST,
+        "/stage/s-1",
+        Some(fixture("staging_buildpack.json")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(body["accepted"], true);
+    let (status, _) = call(&f.router, Method::DELETE, "/stage/s-1", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, _) = call(
+        &f.router,
+        Method::POST,
+        "/stage/s-1/completed?cc_callback=x",
+        Some("{}".into()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(
+        (seen[0].0.as_str(), seen[0].1.as_str()),
+        ("POST", "/stage/s-1")
+    );
+    assert!(
+        seen[0].2.contains("python_buildpack"),
+        "the body is forwarded unchanged"
+    );
+    assert_eq!(seen[1].0, "DELETE");
+    assert_eq!(seen[2].1, "/stage/s-1/completed?cc_callback=x");
+
+    let (status, body) = call(&f.router, Method::POST, "/stage/..", Some("{}".into())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[tokio::test]
+async fn staging_without_st8ge_is_a_clear_404_and_an_unreachable_one_503() {
+    let f = setup();
+    let (status, body) = call(&f.router, Method::POST, "/stage/s-1", Some("{}".into())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error_message(&body).contains("--stager-url"), "{body}");
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let f = setup_with(ApiConfig {
+        stager_url: Some(reqwest::Url::parse(&format!("http://127.0.0.1:{port}")).unwrap()),
+        ..ApiConfig::default()
+    });
+    let (status, body) = call(&f.router, Method::POST, "/stage/s-1", Some("{}".into())).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }
