@@ -9,6 +9,7 @@ mod push;
 mod registry;
 mod scale;
 mod sink;
+mod stage;
 mod stager;
 mod start;
 mod stop;
@@ -53,6 +54,8 @@ enum Command {
     Registry(registry::Args),
     /// Serve St8ge, which stages apps as one-off scheduler tasks.
     Stager(stager::Args),
+    /// Run one step of a staging task (St8ge's task runs these).
+    Stage(stage::Args),
     /// Serve a simulator of Cloud Controller's internal APIs.
     CcSim(cc_sim::Args),
     /// Push an app directory to the (simulated) Cloud Controller, stage and start it.
@@ -93,6 +96,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Command::Sink(args) => sink::run(args).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Stager(args) => stager::run(args).await,
+            Command::Stage(args) => stage::run(args).await,
             Command::CcSim(args) => cc_sim::run(args).await,
             Command::Push(args) => push::run(args).await,
             Command::Apps(args) => apps::run(args).await,

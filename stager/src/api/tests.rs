@@ -173,6 +173,9 @@ fn message(bytes: &[u8]) -> String {
     json["error"]["message"].as_str().unwrap().to_owned()
 }
 
+/// A change to a staging request body.
+type Change = Box<dyn Fn(&mut serde_json::Value)>;
+
 const GUID: &str = "9b8a7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d";
 
 #[tokio::test]
@@ -243,7 +246,7 @@ async fn stage_without_buildpacks_uses_the_shipped_ones() {
 #[tokio::test]
 async fn stage_errors_name_the_field() {
     let h = harness().await;
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(Change, &str)> = vec![
         (Box::new(|b| b["app_guid"] = "".into()), "app_guid"),
         (Box::new(|b| b["memory_mb"] = (-1).into()), "memory_mb"),
         (

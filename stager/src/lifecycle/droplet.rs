@@ -1,6 +1,7 @@
 //! The droplet: a gzipped tar laid out as CF's builder writes it —
 //! `./app/` (the built app), `./deps/` (supplied dependencies), `./profile.d/`
-//! (start-up scripts), empty `./tmp/` and `./logs/`, and `./staging_info.yml`,
+//! (start-up scripts), empty `./tmp/` and `./logs/`, and `./staging_info.yml`
+//! (stored without the leading `./`, which the tar format normalises away),
 //! a JSON object `{"detected_buildpack", "start_command"}` that launchers read.
 
 use std::io::Write;

@@ -1,7 +1,12 @@
-//! Runs one buildpack script (`bin/detect`, `bin/supply`, …) as a child process
-//! in its own process group. Its stderr (and stdout, unless captured) goes
-//! straight to ours, so staging output streams as it happens. When the future
-//! is dropped (staging timed out) the whole group is killed, grandchildren too.
+//! Runs one buildpack script (`bin/detect`, `bin/supply`, …) as a child process.
+//! Its stderr (and stdout, unless captured) goes straight to ours, so staging
+//! output streams as it happens. When the future is dropped (staging timed out,
+//! or the step got SIGTERM) the script and every process it started are killed.
+//!
+//! Scripts stay in our process group on purpose: a scheduler cancelling the
+//! task kills that group, and may do so before we get to clean up, so the
+//! group must already hold every buildpack process. Descendants are found
+//! through `/proc` for the timeout case, where we kill them but live on.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -45,18 +50,71 @@ impl Ran {
     }
 }
 
-/// Kills the process group when dropped (the script may have left children).
-struct Group(Option<i32>);
+/// Kills the script and its descendants when dropped.
+struct Tree(Option<i32>);
 
-impl Drop for Group {
+impl Drop for Tree {
     fn drop(&mut self) {
         if let Some(pid) = self.0 {
-            let _ = nix::sys::signal::killpg(
+            kill_tree(pid);
+        }
+    }
+}
+
+/// SIGKILLs `root` and every descendant (found via `/proc`; twice, to catch
+/// processes forked while the first pass ran).
+pub fn kill_tree(root: i32) {
+    for _ in 0..2 {
+        let mut victims = descendants(root);
+        victims.push(root);
+        for pid in victims {
+            let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
             );
         }
     }
+}
+
+/// The descendants of `root`, from each process's parent in `/proc/<pid>/stat`.
+fn descendants(root: i32) -> Vec<i32> {
+    let mut parents: Vec<(i32, i32)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid …`; comm may hold spaces and parentheses.
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![root];
+    let mut index = 0;
+    while index < found.len() {
+        let parent = found[index];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, ppid)| *ppid == parent)
+                .map(|(pid, _)| *pid),
+        );
+        index += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// Whether `path` is a file with an execute bit.
@@ -80,10 +138,9 @@ pub async fn run(script: &Script, capture: bool) -> std::io::Result<Ran> {
             Stdio::inherit()
         })
         .stderr(Stdio::inherit())
-        .process_group(0)
         .kill_on_drop(true);
     let mut child = spawn(&mut command).await?;
-    let _group = Group(child.id().and_then(|id| i32::try_from(id).ok()));
+    let mut tree = Tree(child.id().and_then(|id| i32::try_from(id).ok()));
     let mut stdout = String::new();
     if let Some(out) = child.stdout.take() {
         let mut bytes = Vec::new();
@@ -91,6 +148,9 @@ pub async fn run(script: &Script, capture: bool) -> std::io::Result<Ran> {
         stdout = String::from_utf8_lossy(&bytes).into_owned();
     }
     let status = child.wait().await?;
+    // Reaped: its pid may be reused, so do not kill by it any more; orphans it
+    // left behind now belong to init and to our process group.
+    tree.0 = None;
     Ok(Ran { status, stdout })
 }
 
@@ -106,5 +166,68 @@ async fn spawn(command: &mut tokio::process::Command) -> std::io::Result<tokio::
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alive(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rsplit_once(')')
+                    .map(|(_, rest)| rest.trim_start().to_owned())
+            })
+            .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+    }
+
+    #[tokio::test]
+    async fn dropping_a_running_script_kills_it_and_its_children() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("script");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\nsleep 300 &\necho $$ $! > \"$1.tmp\" && mv \"$1.tmp\" \"$1\"\nsleep 300\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let pids = dir.path().join("pids");
+        let script = Script {
+            path,
+            args: vec![pids.clone().into()],
+            cwd: dir.path().to_owned(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        };
+        let mut running = Box::pin(run(&script, false));
+        let mut seen = None;
+        for _ in 0..500 {
+            tokio::select! {
+                _ = &mut running => panic!("the script ended by itself"),
+                () = tokio::time::sleep(std::time::Duration::from_millis(20)) => {}
+            }
+            if let Ok(text) = std::fs::read_to_string(&pids) {
+                seen = Some(text);
+                break;
+            }
+        }
+        let text = seen.expect("the script wrote its pids");
+        let pids: Vec<i32> = text
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
+        assert!(pids.iter().all(|p| alive(*p)));
+        drop(running);
+        let mut dead = false;
+        for _ in 0..500 {
+            if pids.iter().all(|p| !alive(*p)) {
+                dead = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(dead, "script and background child must be killed: {pids:?}");
     }
 }

@@ -218,8 +218,14 @@ fn plan_orders_scripts_and_refuses_impossible_combinations() {
         plan(&[supply_only.clone(), both.clone()]).unwrap(),
         [Step::Supply(0), Step::Supply(1), Step::Finalize(1)]
     );
-    assert_eq!(plan(&[finalize_only.clone()]).unwrap(), [Step::Finalize(0)]);
-    assert_eq!(plan(&[compile.clone()]).unwrap(), [Step::Compile(0)]);
+    assert_eq!(
+        plan(std::slice::from_ref(&finalize_only)).unwrap(),
+        [Step::Finalize(0)]
+    );
+    assert_eq!(
+        plan(std::slice::from_ref(&compile)).unwrap(),
+        [Step::Compile(0)]
+    );
     let error = plan(&[finalize_only.clone(), both.clone()]).unwrap_err();
     assert!(error.message.contains("fo") && error.message.contains("bin/supply"));
     let error = plan(&[supply_only.clone(), compile]).unwrap_err();

@@ -33,9 +33,12 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    /// A workspace at `root`.
+    /// A workspace at `root`, made absolute (buildpack scripts run in the
+    /// build dir, so relative paths would point elsewhere).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        let root = std::path::absolute(&root).unwrap_or(root);
+        Self { root }
     }
 
     /// Its root.
