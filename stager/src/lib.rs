@@ -26,3 +26,4 @@ pub mod report;
 pub mod step;
 
 pub use service::{Config, run};
+pub mod k8s_job;
