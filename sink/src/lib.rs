@@ -23,6 +23,7 @@
 pub mod cycle;
 pub mod diff;
 mod error;
+pub mod leader;
 pub mod metrics;
 pub mod registry;
 pub mod translate;
@@ -46,6 +47,8 @@ pub struct Config {
     pub interval: Duration,
     /// Cycle behaviour.
     pub settings: Settings,
+    /// Leader election: only the holder of this Lease writes. `None`: always write.
+    pub leader_election: Option<leader::LeaseConfig>,
 }
 
 /// Builds the converger from `config`, registering metrics in `registry`.
@@ -79,6 +82,25 @@ pub fn converger(config: &Config, registry: &prometheus::Registry) -> Result<Con
 /// one comes sooner (1 s, doubling up to the interval). `/readyz` fails when
 /// the last successful cycle is older than three intervals.
 pub async fn run(config: Config, service: cube_runtime::Service) -> Result<(), Error> {
+    let leadership = match &config.leader_election {
+        None => leader::Leadership::always(),
+        Some(lease) => {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                Error::Config(format!("leader election needs Kubernetes access: {e}"))
+            })?;
+            let api = kube::Api::namespaced(client, &lease.namespace);
+            leader::campaign(api, lease.clone(), service.shutdown.clone())
+        }
+    };
+    run_with(config, service, leadership).await
+}
+
+/// [`run`] with a given [`leader::Leadership`] (tests pass their own).
+pub async fn run_with(
+    config: Config,
+    service: cube_runtime::Service,
+    leadership: leader::Leadership,
+) -> Result<(), Error> {
     let converger = converger(&config, &service.metrics)?;
     let last_success: Arc<Mutex<Option<Instant>>> = Arc::new(Mutex::new(None));
     let interval = config.interval;
@@ -97,6 +119,16 @@ pub async fn run(config: Config, service: cube_runtime::Service) -> Result<(), E
     }
     let mut retry = Duration::from_secs(1);
     loop {
+        if !leadership.is_leader() {
+            // A standby: stay ready (it is healthy), write nothing.
+            if let Ok(mut last) = last_success.lock() {
+                *last = Some(Instant::now());
+            }
+            tokio::select! {
+                () = service.shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(Duration::from_millis(500).min(interval)) => continue,
+            }
+        }
         let next = match converger.cycle().await {
             Ok(report) => {
                 if let Ok(mut last) = last_success.lock() {

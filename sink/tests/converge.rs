@@ -105,6 +105,7 @@ async fn world(fake_apps: usize, settings: Settings) -> World {
         registry_url: None,
         interval: Duration::from_secs(15),
         settings,
+        leader_election: None,
     };
     let converger = sink::converger(&config, &prometheus::Registry::new()).unwrap();
     World {

@@ -42,6 +42,8 @@ pub struct Cli {
     command: Command,
 }
 
+// Parsed once per process; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run CC simulator, Sink, Registry, St8ge and OPI in one process: a local Cloud Foundry.

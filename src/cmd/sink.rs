@@ -69,6 +69,27 @@ pub struct Args {
     /// Address of the admin server (/metrics, /healthz, /readyz).
     #[arg(long, default_value = "127.0.0.1:9088")]
     admin_listen: SocketAddr,
+
+    /// Only the holder of a Kubernetes Lease writes, so several replicas can
+    /// run and never both write (in-cluster config or $KUBECONFIG).
+    #[arg(long)]
+    leader_election: bool,
+
+    /// Namespace of the Lease.
+    #[arg(long, default_value = "cube-system")]
+    leader_election_namespace: String,
+
+    /// Name of the Lease.
+    #[arg(long, default_value = "cube-sink")]
+    leader_election_name: String,
+
+    /// This replica's identity in the Lease (default: host name and pid).
+    #[arg(long)]
+    leader_election_identity: Option<String>,
+
+    /// How long the Lease lasts without renewal.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    leader_election_duration: Duration,
 }
 
 /// Parses `15s`, `500ms`, `2m`, `1h` or plain seconds.
@@ -124,6 +145,19 @@ impl Args {
                 mass_stop_min: self.mass_stop_min,
                 allow_mass_stop: self.allow_mass_stop,
             },
+            leader_election: self.leader_election.then(|| sink::leader::LeaseConfig {
+                namespace: self.leader_election_namespace.clone(),
+                name: self.leader_election_name.clone(),
+                identity: self.leader_election_identity.clone().unwrap_or_else(|| {
+                    let host = std::env::var("HOSTNAME")
+                        .ok()
+                        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                        .map(|h| h.trim().to_owned())
+                        .unwrap_or_else(|| "sink".into());
+                    format!("{host}-{}", std::process::id())
+                }),
+                duration: self.leader_election_duration,
+            }),
         })
     }
 }

@@ -167,6 +167,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             registry_url: Some(registry_url.clone()),
             interval: args.interval,
             settings,
+            leader_election: None,
         };
         let service = service.clone();
         tasks.spawn(async move { sink::run(config, service).await.context("Sink failed") });

@@ -111,6 +111,7 @@ pub async fn run() -> anyhow::Result<()> {
         registry_url: None,
         interval: Duration::from_secs(15),
         settings: sink::Settings::default(),
+        leader_election: None,
     };
     let converger = sink::converger(&config, &prometheus::Registry::new())?;
 
