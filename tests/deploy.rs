@@ -233,8 +233,8 @@ fn every_container_is_probed_limited_and_locked_down() {
         let mounts_token = pod.automount_service_account_token.unwrap_or(true);
         assert_eq!(
             mounts_token,
-            name == "cube-opi",
-            "{name}: only OPI talks to the apiserver"
+            name == "cube-opi" || name == "cube-sink",
+            "{name}: only OPI (workloads) and the Sink (its Lease) talk to the apiserver"
         );
     }
 }
@@ -311,7 +311,7 @@ fn declared(declared: &[opi_k8s::rbac::Rule]) -> BTreeSet<(String, String, Strin
 }
 
 #[test]
-fn opi_rbac_is_exactly_what_the_backend_needs() {
+fn rbac_is_exactly_what_the_code_needs() {
     let manifests = Manifests::load();
     let (file, doc) = manifests.of_kind("ClusterRole")[0];
     let cluster: ClusterRole = typed(file, doc);
@@ -323,20 +323,46 @@ fn opi_rbac_is_exactly_what_the_backend_needs() {
         "per-space ClusterRole"
     );
 
-    let (file, doc) = manifests.of_kind("Role")[0];
+    let roles = manifests.of_kind("Role");
+    let (file, doc) = roles
+        .iter()
+        .find(|(_, d)| d["metadata"]["name"] == "cube-opi")
+        .copied()
+        .unwrap();
     let role: Role = typed(file, doc);
     assert_eq!(
         rules(&role.rules.unwrap()),
         declared(opi_k8s::rbac::NAMESPACED),
         "single-namespace Role"
     );
-    // Nobody else gets any rights.
+    // The Sink may only read, create and update its Lease (sink/src/leader.rs:
+    // get_opt, create, replace); nobody else gets any rights.
+    let (file, doc) = roles
+        .iter()
+        .find(|(_, d)| d["metadata"]["name"] == "cube-sink-lease")
+        .copied()
+        .unwrap();
+    let lease_role: Role = typed(file, doc);
+    let expected: BTreeSet<(String, String, String)> = ["get", "create", "update"]
+        .iter()
+        .map(|v| {
+            (
+                "coordination.k8s.io".to_owned(),
+                "leases".to_owned(),
+                (*v).to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(rules(&lease_role.rules.unwrap()), expected);
     for kind in ["ClusterRoleBinding", "RoleBinding"] {
         for (file, doc) in manifests.of_kind(kind) {
             let subjects = doc["subjects"].as_array().unwrap();
+            let role = doc["roleRef"]["name"].as_str().unwrap();
             assert!(
-                subjects.iter().all(|s| s["name"] == "cube-opi"),
-                "{}: only cube-opi is bound",
+                subjects
+                    .iter()
+                    .all(|s| s["name"] == role.trim_end_matches("-lease")),
+                "{}: {role} is bound to its own service only",
                 file.display()
             );
         }
