@@ -4,6 +4,7 @@
 //!
 //! - the python example stages with the shipped buildpacks (none named), its
 //!   droplet reaches CC and the Registry;
+//! - a Docker app staged from that droplet's image reports the image config;
 //! - a failing buildpack fails the build with `BuildpackCompileFailed` naming it;
 //! - cancelling a running staging stops the task and reports the cancellation.
 
@@ -230,6 +231,26 @@ async fn python_example_stages_with_the_shipped_buildpacks() {
             "{expected} not in {names:?}"
         );
     }
+
+    // Docker staging reads an image config: use the droplet image just made.
+    let image = format!(
+        "{}/cloudfoundry/{}:{hash}",
+        cube.registry_url.trim_start_matches("http://"),
+        app.guid
+    );
+    let manifest = AppManifest {
+        docker_image: Some(image.clone()),
+        ..AppManifest::default()
+    };
+    cube.cc.put_app("from-image", &manifest).await.unwrap();
+    cube.cc.stage("from-image", false).await.unwrap();
+    let build = finished_build(&cube, "from-image").await;
+    assert_eq!(build.state, BuildState::Staged, "error: {:?}", build.error);
+    let droplet = cube.cc.get("from-image").await.unwrap().droplet.unwrap();
+    assert_eq!(droplet.docker_image.as_deref(), Some(image.as_str()));
+    let metadata: serde_json::Value = serde_json::from_str(&droplet.execution_metadata).unwrap();
+    assert_eq!(metadata["user"], "vcap", "{metadata}");
+    assert_eq!(metadata["workdir"], "/home/vcap/app", "{metadata}");
 
     // The task finished (it reported itself; OPI's success callback is ignored).
     let task = cube.opi.get_task(&build_guid).await.unwrap();
