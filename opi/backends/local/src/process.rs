@@ -42,8 +42,32 @@ pub fn launch_script(command: &str) -> String {
     )
 }
 
+/// A started process and its process group.
+pub struct Spawned {
+    /// The shell running the script (the group leader).
+    pub child: Child,
+    group: Pid,
+}
+
+impl Spawned {
+    /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`.
+    /// Works after the leader has exited too, so nothing it started lingers.
+    pub async fn terminate(&mut self, grace: Duration) {
+        let _ = killpg(self.group, Signal::SIGTERM);
+        if tokio::time::timeout(grace, self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = killpg(self.group, Signal::SIGKILL);
+            let _ = self.child.wait().await;
+        }
+        // Whatever ignored SIGTERM, or outlived its leader.
+        let _ = killpg(self.group, Signal::SIGKILL);
+    }
+}
+
 /// Starts `launch` in a new process group, streaming its output to the log.
-pub fn spawn(launch: &Launch) -> std::io::Result<Child> {
+pub fn spawn(launch: &Launch) -> std::io::Result<Spawned> {
     let mut command = Command::new("/bin/sh");
     command
         .arg("-c")
@@ -61,13 +85,17 @@ pub fn spawn(launch: &Launch) -> std::io::Result<Child> {
         .process_group(0)
         .kill_on_drop(true);
     let mut child = command.spawn()?;
+    let pid = child
+        .id()
+        .ok_or_else(|| std::io::Error::other("the process exited before it could be tracked"))?;
+    let group = Pid::from_raw(i32::try_from(pid).map_err(std::io::Error::other)?);
     if let Some(out) = child.stdout.take() {
         forward_lines(out, launch.log_name.clone(), "OUT");
     }
     if let Some(err) = child.stderr.take() {
         forward_lines(err, launch.log_name.clone(), "ERR");
     }
-    Ok(child)
+    Ok(Spawned { child, group })
 }
 
 fn forward_lines<R>(reader: R, name: String, stream: &'static str)
@@ -80,21 +108,6 @@ where
             tracing::info!(target: "app", instance = %name, stream, "{line}");
         }
     });
-}
-
-/// Stops `child` and its process group: SIGTERM, then SIGKILL after `grace`.
-pub async fn terminate(child: &mut Child, grace: Duration) {
-    let Some(pid) = child.id() else {
-        return; // already reaped
-    };
-    let group = Pid::from_raw(i32::try_from(pid).unwrap_or(i32::MAX));
-    let _ = killpg(group, Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = child.wait().await;
-    }
-    // Children that ignored SIGTERM but whose leader exited.
-    let _ = killpg(group, Signal::SIGKILL);
 }
 
 /// `(exit status, description)` of a finished process: the exit code, or
@@ -147,21 +160,31 @@ mod tests {
             ],
             log_name: "test/0".into(),
         };
-        let mut child = spawn(&launch).unwrap();
-        let status = child.wait().await.unwrap();
+        let mut spawned = spawn(&launch).unwrap();
+        let status = spawned.child.wait().await.unwrap();
         assert_eq!(describe_exit(status).0, 7);
     }
 
     #[tokio::test]
     async fn terminate_kills_the_whole_group() {
+        assert_group_dies("sleep 300 & echo $! > child.pid; wait", false).await;
+    }
+
+    #[tokio::test]
+    async fn terminate_kills_what_an_exited_leader_left_behind() {
+        // The shell dies (as when a user kills it); its child lives on in the group.
+        assert_group_dies("sleep 300 & echo $! > child.pid; exit 3", true).await;
+    }
+
+    async fn assert_group_dies(command: &str, wait_for_leader: bool) {
         let dir = tempfile::tempdir().unwrap();
         let launch = Launch {
-            command: "sleep 300 & echo $! > child.pid; wait".into(),
+            command: command.into(),
             cwd: dir.path().to_owned(),
             env: vec![("HOME".into(), dir.path().display().to_string())],
             log_name: "test/0".into(),
         };
-        let mut child = spawn(&launch).unwrap();
+        let mut spawned = spawn(&launch).unwrap();
         let pid_file = dir.path().join("child.pid");
         for _ in 0..200 {
             if std::fs::read_to_string(&pid_file).is_ok_and(|s| s.ends_with('\n')) {
@@ -174,7 +197,10 @@ mod tests {
             .trim()
             .parse()
             .unwrap();
-        terminate(&mut child, Duration::from_secs(5)).await;
+        if wait_for_leader {
+            assert_eq!(spawned.child.wait().await.unwrap().code(), Some(3));
+        }
+        spawned.terminate(Duration::from_secs(5)).await;
         // The grandchild is gone, or a zombie waiting for init to reap it.
         let mut gone = false;
         for _ in 0..200 {

@@ -161,9 +161,10 @@ async fn supervise(
         }
         set(&status, InstanceState::Claimed, Some(port), String::new());
         let outcome = match process::spawn(&launch) {
-            Ok(mut child) => {
-                let outcome = watch(&spec, &mut child, port, &status, &restart, &stop).await;
-                process::terminate(&mut child, process::STOP_GRACE).await;
+            Ok(mut spawned) => {
+                let outcome =
+                    watch(&spec, &mut spawned.child, port, &status, &restart, &stop).await;
+                spawned.terminate(process::STOP_GRACE).await;
                 outcome
             }
             Err(e) => Outcome::Crashed {

@@ -37,13 +37,13 @@ pub(crate) fn spawn(
         *lock(&state) = TaskState::Running;
         let (failed, failure_reason) = match process::spawn(&launch) {
             Err(e) => (true, format!("cannot start the task: {e}")),
-            Ok(mut child) => {
-                tokio::select! {
+            Ok(mut spawned) => {
+                let outcome = tokio::select! {
                     () = cancel.cancelled() => {
-                        process::terminate(&mut child, process::STOP_GRACE).await;
+                        spawned.terminate(process::STOP_GRACE).await;
                         (true, "cancelled".to_owned())
                     }
-                    exit = child.wait() => match exit {
+                    exit = spawned.child.wait() => match exit {
                         Ok(exit) if exit.success() => (false, String::new()),
                         Ok(exit) => {
                             let (status, _) = process::describe_exit(exit);
@@ -51,7 +51,10 @@ pub(crate) fn spawn(
                         }
                         Err(e) => (true, format!("cannot wait for the task: {e}")),
                     },
-                }
+                };
+                // Nothing the task started outlives it.
+                spawned.terminate(process::STOP_GRACE).await;
+                outcome
             }
         };
         *lock(&state) = TaskState::Completed {
