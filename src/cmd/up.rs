@@ -55,6 +55,11 @@ pub struct Args {
     #[arg(long, default_value = "localhost")]
     apps_domain: String,
 
+    /// The buildpacks St8ge offers when a push names none (default: the
+    /// `buildpacks/` directory of this checkout or next to the binary).
+    #[arg(long)]
+    buildpacks_dir: Option<PathBuf>,
+
     /// Run apps on Kubernetes with this kubeconfig instead of local processes.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
@@ -154,9 +159,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
 
-    // St8ge: stages on the local backend through OPI.
-    drop(bound.stager);
-    tracing::warn!("St8ge is not built yet (issue #8): buildpack apps cannot stage");
+    // St8ge: stages as host tasks on the local backend, through OPI.
+    {
+        let mut config = stager::Config::new(opi_url.clone());
+        config.public_url = Some(reqwest::Url::parse(&stager_url)?);
+        config.registry_url = Some(reqwest::Url::parse(&registry_url)?);
+        config.cc_url = Some(reqwest::Url::parse(&cc_url)?);
+        config.stager_image = super::opi::DEFAULT_HOST_EXEC_IMAGE.to_owned();
+        config.buildpacks_dir = args.buildpacks_dir.clone();
+        let service = service.clone();
+        let listener = bound.stager;
+        tasks.spawn(async move {
+            stager::run(config, listener, service)
+                .await
+                .context("St8ge failed")
+        });
+    }
 
     // Sink: CC → OPI every interval.
     {
