@@ -94,6 +94,7 @@ fn push_a_docker_app_manage_it_and_keep_it_across_a_restart() {
         &sim,
         &[
             "push",
+            "--no-wait",
             "--name",
             "web",
             "--docker-image",

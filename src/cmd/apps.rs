@@ -6,6 +6,10 @@ pub struct Args {
     /// URL of the (simulated) Cloud Controller.
     #[arg(long, default_value = super::push::DEFAULT_CC_URL)]
     cc_url: String,
+
+    /// The app router (`cube up`'s), used to print reachable URLs.
+    #[arg(long, default_value = super::push::DEFAULT_ROUTER_URL)]
+    router_url: url::Url,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -14,7 +18,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if apps.is_empty() {
         println!("No apps found.");
     } else {
-        println!("{}", cc::push::apps_table(&apps));
+        println!("{}", cc::push::apps_table(&apps, Some(&args.router_url)));
     }
     Ok(())
 }

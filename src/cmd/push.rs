@@ -8,6 +8,10 @@ use cc::push::{OpiClient, PushOptions, SimClient};
 
 /// Default URL of `cube cc-sim`.
 pub const DEFAULT_CC_URL: &str = "http://127.0.0.1:9022";
+/// Default URL of OPI (`cube up`'s).
+pub const DEFAULT_OPI_URL: &str = "http://127.0.0.1:8085";
+/// Default URL of `cube up`'s app router.
+pub const DEFAULT_ROUTER_URL: &str = "http://localhost:8080";
 
 /// Flags of `cube push`.
 #[derive(Debug, clap::Args)]
@@ -48,9 +52,17 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_CC_URL)]
     cc_url: String,
 
-    /// OPI's URL; when given, wait until the instances run and show them.
+    /// OPI's URL: push waits until the instances run and shows them.
+    #[arg(long, default_value = DEFAULT_OPI_URL)]
+    opi_url: String,
+
+    /// Do not wait for the instances to run.
     #[arg(long)]
-    opi_url: Option<String>,
+    no_wait: bool,
+
+    /// The app router (`cube up`'s), used to print the app's URLs.
+    #[arg(long, default_value = DEFAULT_ROUTER_URL)]
+    router_url: url::Url,
 
     /// Seconds staging may take.
     #[arg(long, default_value_t = 900)]
@@ -63,7 +75,11 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let sim = SimClient::new(&args.cc_url)?;
-    let opi = args.opi_url.as_deref().map(OpiClient::new).transpose()?;
+    let opi = if args.no_wait {
+        None
+    } else {
+        Some(OpiClient::new(&args.opi_url)?)
+    };
     let options = PushOptions {
         name: args.name,
         dir: args.dir,
@@ -81,6 +97,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!();
     println!("name:       {}", app.name);
     println!("routes:     {}", app.routes.join(", "));
+    let urls: Vec<String> = app
+        .routes
+        .iter()
+        .map(|route| cc::push::route_url(route, &args.router_url))
+        .collect();
+    if !urls.is_empty() {
+        println!("urls:       {}", urls.join(", "));
+    }
     println!("instances:  {}", app.instances);
     println!("memory:     {}M", app.memory_mb);
     if let Some(droplet) = &app.droplet {

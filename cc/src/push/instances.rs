@@ -67,7 +67,12 @@ impl OpiClient {
             .get(url)
             .send()
             .await
-            .map_err(|e| Error::Push(format!("cannot reach OPI at {}: {e}", self.base)))?;
+            .map_err(|e| {
+                Error::Push(format!(
+                    "cannot reach OPI at {} to watch the instances: {e} (pass --no-wait to push without waiting)",
+                    self.base
+                ))
+            })?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(Vec::new());
         }

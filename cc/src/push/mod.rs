@@ -141,8 +141,23 @@ pub async fn push(
     Ok(app)
 }
 
-/// `cube apps` table: name, state, instances, memory, lifecycle, URLs.
-pub fn apps_table(apps: &[AppView]) -> String {
+/// The URL a route is reached at through `router` (the local router of
+/// `cube up`, e.g. `http://localhost:8080`): `hello.localhost` →
+/// `http://hello.localhost:8080`; a route's path is kept.
+pub fn route_url(route: &str, router: &url::Url) -> String {
+    let (host, path) = match route.split_once('/') {
+        Some((host, path)) => (host, format!("/{path}")),
+        None => (route, String::new()),
+    };
+    match router.port() {
+        Some(port) => format!("{}://{host}:{port}{path}", router.scheme()),
+        None => format!("{}://{host}{path}", router.scheme()),
+    }
+}
+
+/// `cube apps` table: name, state, instances, memory, lifecycle, URLs (through
+/// `router` when given, else the bare routes).
+pub fn apps_table(apps: &[AppView], router: Option<&url::Url>) -> String {
     let mut rows = vec![[
         "name".to_owned(),
         "state".to_owned(),
@@ -174,7 +189,14 @@ pub fn apps_table(apps: &[AppView]) -> String {
             app.instances.to_string(),
             format!("{}M", app.memory_mb),
             lifecycle,
-            app.routes.join(", "),
+            app.routes
+                .iter()
+                .map(|route| match router {
+                    Some(router) => route_url(route, router),
+                    None => route.clone(),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
         ]);
     }
     render(&rows)
