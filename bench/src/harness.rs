@@ -62,6 +62,11 @@ impl Proc {
         })
     }
 
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits (bounded) until `url` answers 2xx.
     pub async fn wait_ready(&mut self, url: &str, patience: Duration) -> anyhow::Result<()> {
         let http = client()?;
@@ -113,6 +118,20 @@ pub fn own_cpu() -> Duration {
         }
         Err(_) => Duration::ZERO,
     }
+}
+
+/// Resident set size of process `pid`, in bytes (from /proc).
+pub fn rss_bytes(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
 }
 
 /// Latency percentiles of a sample.

@@ -10,7 +10,13 @@ mod scenarios;
 
 use clap::Parser;
 
-const SCENARIOS: &[&str] = &["sink-converge", "droplet-import", "registry-pull"];
+const SCENARIOS: &[&str] = &[
+    "opi-desire",
+    "sink-converge",
+    "droplet-import",
+    "registry-pull",
+    "watch-memory",
+];
 
 /// Cube's benchmarks.
 #[derive(Debug, Parser)]
@@ -18,16 +24,18 @@ const SCENARIOS: &[&str] = &["sink-converge", "droplet-import", "registry-pull"]
 struct Cli {
     /// A scenario, or `all`.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-        ["all", "sink-converge", "droplet-import", "registry-pull"]
+        ["all", "opi-desire", "sink-converge", "droplet-import", "registry-pull", "watch-memory"]
     ))]
     scenario: String,
 }
 
 async fn run(scenario: &str) -> anyhow::Result<()> {
     match scenario {
+        "opi-desire" => scenarios::opi_desire::run().await,
         "sink-converge" => scenarios::sink_converge::run().await,
         "droplet-import" => scenarios::droplet_import::run().await,
         "registry-pull" => scenarios::registry_pull::run().await,
+        "watch-memory" => scenarios::watch_memory::run().await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }
