@@ -116,9 +116,3 @@ pub fn main(cli: Cli) -> ExitCode {
         }
     }
 }
-
-/// The error for a subcommand whose issue has not landed yet: says so plainly
-/// instead of pretending to work.
-fn not_built(what: &str, issue: u32) -> anyhow::Error {
-    anyhow::anyhow!("`cube {what}` is not built yet (tracked in issue #{issue})")
-}

@@ -100,12 +100,21 @@ pub struct K8sArgs {
 
 /// Connects the Kubernetes backend; droplet images are served by `registry`.
 pub async fn k8s_backend(args: &K8sArgs, registry: &str) -> anyhow::Result<opi_k8s::K8sScheduler> {
+    k8s_backend_with(args.kubeconfig.as_deref(), args.namespace.clone(), registry).await
+}
+
+/// Connects the Kubernetes backend from its parts.
+pub async fn k8s_backend_with(
+    kubeconfig: Option<&std::path::Path>,
+    namespace: Option<String>,
+    registry: &str,
+) -> anyhow::Result<opi_k8s::K8sScheduler> {
     let config = opi_k8s::Config {
-        namespace: args.namespace.clone(),
+        namespace,
         registry: registry.to_owned(),
         ..opi_k8s::Config::default()
     };
-    opi_k8s::K8sScheduler::connect(args.kubeconfig.as_deref(), config)
+    opi_k8s::K8sScheduler::connect(kubeconfig, config)
         .await
         .context("cannot connect to Kubernetes")
 }

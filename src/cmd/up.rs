@@ -63,6 +63,27 @@ pub struct Args {
     /// Run apps on Kubernetes with this kubeconfig instead of local processes.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+
+    /// With --kubeconfig: put every app in this existing namespace instead of
+    /// one per space.
+    #[arg(long, requires = "kubeconfig")]
+    namespace: Option<String>,
+
+    /// With --kubeconfig: the registry's host[:port] as the cluster's kubelets
+    /// reach it (default: the registry's listen address).
+    #[arg(long, requires = "kubeconfig")]
+    registry_host: Option<String>,
+
+    /// With --kubeconfig: the image staging Jobs run (the `cube` image built
+    /// from the Containerfile).
+    #[arg(long, default_value = "cube:latest")]
+    stager_image: String,
+}
+
+/// The scheduler `cube up` runs apps on.
+enum Backend {
+    Local(opi_local::LocalScheduler),
+    Kubernetes(Arc<opi_k8s::K8sScheduler>),
 }
 
 /// Every listener, bound before anything starts so a port clash fails fast
@@ -80,9 +101,6 @@ fn url(listener: &tokio::net::TcpListener) -> anyhow::Result<String> {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    if args.kubeconfig.is_some() {
-        return Err(super::not_built("up --kubeconfig", 4));
-    }
     let bound = Listeners {
         router: cube_runtime::bind(args.router_listen).await?,
         cc: cube_runtime::bind(args.cc_listen).await?,
@@ -130,21 +148,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
 
-    // OPI over the local backend; crashes are reported to the simulator.
-    let local = super::opi::local_backend_with(
-        data.join("local"),
-        reqwest::Url::parse(&registry_url)?,
-        super::opi::DEFAULT_HOST_EXEC_IMAGE.to_owned(),
-    )
-    .await?;
+    // OPI over the local backend (or Kubernetes); crashes go to the simulator.
+    let registry_host = args
+        .registry_host
+        .clone()
+        .unwrap_or_else(|| registry_url.trim_start_matches("http://").to_owned());
+    let backend = match &args.kubeconfig {
+        None => Backend::Local(
+            super::opi::local_backend_with(
+                data.join("local"),
+                reqwest::Url::parse(&registry_url)?,
+                super::opi::DEFAULT_HOST_EXEC_IMAGE.to_owned(),
+            )
+            .await?,
+        ),
+        Some(kubeconfig) => Backend::Kubernetes(Arc::new(
+            super::opi::k8s_backend_with(Some(kubeconfig), args.namespace.clone(), &registry_host)
+                .await?,
+        )),
+    };
     {
-        let scheduler: Arc<dyn Scheduler> = Arc::new(local.clone());
+        let scheduler: Arc<dyn Scheduler> = match &backend {
+            Backend::Local(local) => Arc::new(local.clone()),
+            Backend::Kubernetes(k8s) => k8s.clone(),
+        };
         let mut cc_callbacks = reqwest::Url::parse(&cc_url)?;
         let _ = cc_callbacks.set_username(cc::client::DEFAULT_USER);
         let _ = cc_callbacks.set_password(Some(cc::client::DEFAULT_PASSWORD));
         let config = ServiceConfig {
             api: ApiConfig {
-                registry: registry_url.trim_start_matches("http://").to_owned(),
+                registry: registry_host.clone(),
                 ..ApiConfig::default()
             },
             cc_url: Some(cc_callbacks),
@@ -165,7 +198,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         config.public_url = Some(reqwest::Url::parse(&stager_url)?);
         config.registry_url = Some(reqwest::Url::parse(&registry_url)?);
         config.cc_url = Some(reqwest::Url::parse(&cc_url)?);
-        config.stager_image = super::opi::DEFAULT_HOST_EXEC_IMAGE.to_owned();
+        config.stager_image = match &backend {
+            Backend::Local(_) => super::opi::DEFAULT_HOST_EXEC_IMAGE.to_owned(),
+            Backend::Kubernetes(_) => args.stager_image.clone(),
+        };
         config.buildpacks_dir = args.buildpacks_dir.clone();
         let service = service.clone();
         let listener = bound.stager;
@@ -191,8 +227,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tasks.spawn(async move { sink::run(config, service).await.context("Sink failed") });
     }
 
-    // Router: Host header → healthy instances.
-    {
+    // Router: Host header → healthy local instances. On Kubernetes the
+    // cluster's ingress routes.
+    if let Backend::Local(local) = &backend {
         let router = opi_local::router::router(local.clone())?;
         let shutdown = service.shutdown.clone();
         let listener = bound.router;
@@ -202,6 +239,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .context("router failed")
         });
     }
+    let scheduler_line = match &args.kubeconfig {
+        None => format!("local processes under {}", data.join("local").display()),
+        Some(kubeconfig) => format!(
+            "Kubernetes ({}); kubelets pull droplet images from {registry_host}",
+            kubeconfig.display()
+        ),
+    };
 
     println!(
         "\nCube is up. Everything runs in this process; Ctrl-C stops it.\n\n\
@@ -211,6 +255,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
          \x20 St8ge          {stager_url}\n\
          \x20 Registry       {registry_url}\n\
          \x20 admin          http://{admin_addr}  (/metrics /healthz /readyz)\n\
+         \x20 apps run on    {scheduler_line}\n\
          \x20 data           {data}\n\n\
          Push an app from another terminal:\n\n\
          \x20 cube push examples/python-hello --name hello\n\
@@ -239,7 +284,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     // Stop the apps' processes; their desired state stays in the data dir.
-    local.shutdown().await;
+    if let Backend::Local(local) = &backend {
+        local.shutdown().await;
+    }
     admin.await.context("admin server task failed")??;
     println!("Cube stopped. `cube up` again brings the apps back.");
     match failure {
