@@ -1,9 +1,13 @@
 //! [`K8sScheduler`]: the [`opi::Scheduler`] over a Kubernetes apiserver.
 //!
-//! Every method reads the cluster (no local state beyond the pod cache of
-//! [`crate::watch`]) and writes with server-side apply, so any call can be
-//! repeated, a half-finished desire is completed by the next one, and a
-//! restarted backend sees exactly what its predecessor left.
+//! Every method reads the cluster and writes with server-side apply, so any
+//! call can be repeated, a half-finished desire is completed by the next one,
+//! and a restarted backend sees exactly what its predecessor left. The only
+//! local state is rebuilt from watches ([`crate::watch`]): the pod cache and
+//! [`Placements`], which says where a process's StatefulSet and a space's
+//! namespace are, so that a desire costs a constant number of requests (two
+//! applies for a new process in a known space) instead of cluster-wide LISTs
+//! whose cost grows with the number of apps.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,6 +35,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::error::K8sError;
 use crate::names::{self, label_value};
+use crate::placements::{Known, Placements};
 use crate::translate::spec::{self, Secrets};
 use crate::translate::{self, Placement, env_secret_name, registry_secret_name};
 use crate::{instances, labels, tasks, watch};
@@ -43,6 +48,7 @@ pub struct K8sScheduler {
     pods: Store<Pod>,
     pods_synced: Arc<AtomicBool>,
     jobs_synced: Arc<AtomicBool>,
+    placements: Arc<Placements>,
     watches: Vec<JoinHandle<()>>,
 }
 
@@ -80,8 +86,8 @@ fn not_found(id: &LrpId) -> opi::Error {
 }
 
 impl K8sScheduler {
-    /// A backend on `client`; starts the pod and Job watches (call within a
-    /// tokio runtime).
+    /// A backend on `client`; starts the pod, Job, StatefulSet and (with a
+    /// namespace per space) namespace watches (call within a tokio runtime).
     pub fn new(client: Client, config: Config) -> Self {
         let events = EventBus::default();
         let pods_synced = Arc::new(AtomicBool::new(false));
@@ -97,7 +103,19 @@ impl K8sScheduler {
             events.clone(),
             jobs_synced.clone(),
         );
-        let watches = vec![tokio::spawn(pod_loop), tokio::spawn(job_loop)];
+        let placements = Arc::new(Placements::default());
+        let set_loop = watch::statefulsets(Self::scoped_api(&client, &config), placements.clone());
+        let mut watches = vec![
+            tokio::spawn(pod_loop),
+            tokio::spawn(job_loop),
+            tokio::spawn(set_loop),
+        ];
+        if config.namespace.is_some() {
+            placements.no_namespaces_to_watch();
+        } else {
+            let api = Api::all(client.clone());
+            watches.push(tokio::spawn(watch::namespaces(api, placements.clone())));
+        }
         Self {
             client,
             config,
@@ -105,6 +123,7 @@ impl K8sScheduler {
             pods,
             pods_synced,
             jobs_synced,
+            placements,
             watches,
         }
     }
@@ -200,8 +219,29 @@ impl K8sScheduler {
 
     // ---- lookups ---------------------------------------------------------
 
-    /// The StatefulSet of process `guid`, wherever it is.
+    /// The StatefulSet of process `guid`, wherever it is: located by
+    /// [`Placements`] and read with one GET; a LIST when the index is not
+    /// synced yet or was stale.
     async fn find_statefulset(&self, guid: &str) -> Result<Option<StatefulSet>> {
+        match self.placements.statefulset(guid) {
+            Some(Known::Absent) => return Ok(None),
+            Some(Known::At((namespace, name))) => {
+                let found = optional(self.api::<StatefulSet>(&namespace).get(&name).await)?;
+                if let Some(sts) = found
+                    && annotation(&sts.metadata, labels::PROCESS_GUID) == Some(guid)
+                {
+                    return Ok(Some(sts));
+                }
+                // Deleted or replaced since: ask the apiserver.
+                self.placements.forget(guid);
+            }
+            None => {}
+        }
+        self.list_statefulset(guid).await
+    }
+
+    /// The StatefulSet of process `guid`, by a LIST over Cube's scope.
+    async fn list_statefulset(&self, guid: &str) -> Result<Option<StatefulSet>> {
         let selector = format!(
             "{}={},{}={}",
             labels::PROCESS_GUID,
@@ -259,7 +299,19 @@ impl K8sScheduler {
             .and_then(|s| s.containers.first())
             .and_then(|c| c.image.clone())
             .unwrap_or_default();
-        let registry = decode(optional(api.get(&registry_secret_name(&name)).await)?);
+        // Only a pull Secret the pods use is part of the LRP (one left by an
+        // interrupted desire is not).
+        let pull_secret = registry_secret_name(&name);
+        let uses_pull_secret = sts
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .and_then(|s| s.image_pull_secrets.as_ref())
+            .is_some_and(|refs| refs.iter().any(|r| r.name == pull_secret));
+        if !uses_pull_secret {
+            return Ok(secrets);
+        }
+        let registry = decode(optional(api.get(&pull_secret).await)?);
         if let Some(config) = registry.get(".dockerconfigjson") {
             secrets.credentials = translate::pod::credentials_from_docker_config(&image, config);
         }
@@ -288,10 +340,17 @@ impl K8sScheduler {
         }
         let api: Api<Namespace> = Api::all(self.client.clone());
         let guid_label = label_value(&space.guid);
-        let selector = format!("{}={}", labels::SPACE_GUID, guid_label);
-        let owned = api.list(&ListParams::default().labels(&selector)).await?;
-        if let Some(name) = owned.items.into_iter().find_map(|ns| ns.metadata.name) {
-            return Ok(name);
+        match self.placements.namespace(&guid_label) {
+            Some(Some(name)) => return Ok(name),
+            // Synced and unknown: a new space.
+            Some(None) => {}
+            None => {
+                let selector = format!("{}={}", labels::SPACE_GUID, guid_label);
+                let owned = api.list(&ListParams::default().labels(&selector)).await?;
+                if let Some(name) = owned.items.into_iter().find_map(|ns| ns.metadata.name) {
+                    return Ok(name);
+                }
+            }
         }
         let plain = names::namespace_name(&org.name, &space.name, &space.guid);
         let name = match optional(api.get(&plain).await)? {
@@ -310,25 +369,44 @@ impl K8sScheduler {
         let namespace = translate::namespace::namespace(&name, space, org);
         let params = PatchParams::apply(&self.config.field_manager).force();
         api.patch(&name, &params, &Patch::Apply(&namespace)).await?;
+        self.placements.namespace_written(&guid_label, &name);
         Ok(name)
     }
 
     /// The StatefulSet name for a new process in `namespace`: the plain name
-    /// unless another process guid holds it.
+    /// unless another process guid (or a StatefulSet Cube did not write)
+    /// holds it. Reserved in [`Placements`] for this guid; read from the
+    /// apiserver only while the index is not synced.
     async fn statefulset_name(&self, namespace: &str, lrp: &DesiredLrp) -> Result<String> {
-        let plain = names::statefulset_name(&lrp.app.name, &lrp.process_type, &lrp.id.guid);
+        let (app, process_type, guid) = (&lrp.app.name, &lrp.process_type, &lrp.id.guid);
+        if let Some(name) = self
+            .placements
+            .reserve_name(namespace, app, process_type, guid)
+        {
+            return Ok(name);
+        }
+        let plain = names::statefulset_name(app, process_type, guid);
         let existing = optional(self.api::<StatefulSet>(namespace).get(&plain).await)?;
-        Ok(match existing {
-            Some(sts) if annotation(&sts.metadata, labels::PROCESS_GUID) != Some(&lrp.id.guid) => {
-                names::statefulset_name_on_collision(&lrp.app.name, &lrp.process_type, &lrp.id.guid)
+        let name = match existing {
+            Some(sts) if annotation(&sts.metadata, labels::PROCESS_GUID) != Some(guid) => {
+                names::statefulset_name_on_collision(app, process_type, guid)
             }
             _ => plain,
-        })
+        };
+        self.placements.written(namespace, &name, guid);
+        Ok(name)
     }
 
     /// Applies every object of `lrp` at `placement`, in an order that lets a
     /// repeated call finish what an interrupted one started.
-    async fn apply_lrp(&self, lrp: &DesiredLrp, placement: &Placement) -> Result<()> {
+    ///
+    /// For a `new` process (no StatefulSet existed) the PDB and registry
+    /// Secret it does not need are not looked for: a PDB is written only
+    /// after its StatefulSet and deleted before it, and a registry Secret
+    /// left by an interrupted desire is inert (the pod template does not name
+    /// it, so neither pods nor [`Self::secrets`] read it) until the next
+    /// desire or stop of that process removes it.
+    async fn apply_lrp(&self, lrp: &DesiredLrp, placement: &Placement, new: bool) -> Result<()> {
         let namespace = &placement.namespace;
         self.apply(namespace, &translate::lrp::env_secret(lrp, placement))
             .await?;
@@ -336,6 +414,7 @@ impl K8sScheduler {
             Some(secret) => {
                 self.apply(namespace, &secret).await?;
             }
+            None if new => {}
             None => {
                 self.ensure_absent::<Secret>(namespace, &registry_secret_name(&placement.name))
                     .await?;
@@ -350,6 +429,7 @@ impl K8sScheduler {
             Some(pdb) => {
                 self.apply(namespace, &pdb).await?;
             }
+            None if new => {}
             None => {
                 self.ensure_absent::<PodDisruptionBudget>(namespace, &placement.name)
                     .await?;
@@ -373,7 +453,9 @@ impl K8sScheduler {
 #[async_trait::async_trait]
 impl opi::Scheduler for K8sScheduler {
     async fn desire(&self, lrp: DesiredLrp) -> Result<(), opi::Error> {
-        let placement = match self.find_statefulset(&lrp.id.guid).await? {
+        let found = self.find_statefulset(&lrp.id.guid).await?;
+        let new = found.is_none();
+        let placement = match found {
             Some(sts) => {
                 let mut superseded = spec::superseded_versions(&sts);
                 if let Some(running) = spec::lrp_id(&sts)
@@ -395,7 +477,7 @@ impl opi::Scheduler for K8sScheduler {
                 }
             }
         };
-        self.apply_lrp(&lrp, &placement).await?;
+        self.apply_lrp(&lrp, &placement, new).await?;
         Ok(())
     }
 
@@ -404,7 +486,7 @@ impl opi::Scheduler for K8sScheduler {
         let mut lrp = self.read_lrp(&sts).await?;
         lrp.apply(&update);
         let placement = Self::placement_of(&sts, spec::superseded_versions(&sts));
-        self.apply_lrp(&lrp, &placement).await?;
+        self.apply_lrp(&lrp, &placement, false).await?;
         Ok(())
     }
 
@@ -451,7 +533,7 @@ impl opi::Scheduler for K8sScheduler {
                 .into_iter()
                 .filter(|v| v != &id.version)
                 .collect();
-            self.apply_lrp(&lrp, &Self::placement_of(&sts, remaining))
+            self.apply_lrp(&lrp, &Self::placement_of(&sts, remaining), false)
                 .await?;
             return Ok(());
         }
@@ -467,6 +549,7 @@ impl opi::Scheduler for K8sScheduler {
             .await?;
         self.delete_if_present::<StatefulSet>(namespace, &placement.name)
             .await?;
+        self.placements.forget(&id.guid);
         Ok(())
     }
 
@@ -586,6 +669,12 @@ impl opi::Scheduler for K8sScheduler {
         }
         if !self.jobs_synced.load(Ordering::SeqCst) {
             return Err("job watch not synced with the apiserver yet".into());
+        }
+        if !self.placements.statefulsets_synced() {
+            return Err("StatefulSet index not synced with the apiserver yet".into());
+        }
+        if !self.placements.namespaces_synced() {
+            return Err("namespace index not synced with the apiserver yet".into());
         }
         Ok(())
     }

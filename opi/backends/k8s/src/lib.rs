@@ -14,14 +14,17 @@
 //! Task ──translate::task──▶ Job <app>-<task>-<hash> (backoffLimit 0, TTL) + Secret
 //! pods ──watch (reflector)──▶ instances() and crash events
 //! Jobs ──watch──▶ task-completed events
+//! StatefulSets, namespaces ──watch──▶ Placements (where each process / space is)
 //! ```
 //!
 //! - [`names`]: CF names → DNS-1123 names and label values (pure, property-tested).
 //! - [`translate`]: domain types → Kubernetes objects and back (pure).
 //! - [`instances`], [`tasks`]: pods → instances and crashes, Jobs → task states (pure).
+//! - [`placements`]: the index of StatefulSets and space namespaces that
+//!   spares each desire its cluster-wide LISTs (pure, fed by [`watch`]).
 //! - [`backend`] and [`watch`]: the I/O.
 //!
-//! Cube keeps no state of its own: the StatefulSet carries the desired LRP
+//! Cube keeps no state of its own (its caches are rebuilt from watches): the StatefulSet carries the desired LRP
 //! (spec and annotations), the Secrets its environment and credentials, so a
 //! restarted backend rebuilds everything from the cluster.
 //!
@@ -40,7 +43,7 @@
 //!
 //! | apiGroup | resources | verbs |
 //! |---|---|---|
-//! | `apps` | `statefulsets` | get, list, create, patch, delete |
+//! | `apps` | `statefulsets` | get, list, watch, create, patch, delete |
 //! | `""` | `pods` | list, watch, delete |
 //! | `""` | `secrets` | get, create, patch, delete |
 //! | `policy` | `poddisruptionbudgets` | get, create, patch, delete |
@@ -54,7 +57,7 @@
 //! In the default namespace-per-space mode the same rules are needed in every
 //! space namespace, which Cube creates, so they must be granted by a
 //! `ClusterRole` bound with a `ClusterRoleBinding`, plus `namespaces`: get,
-//! list, create, patch (cluster-scoped). Cube never reads nodes, services or anything
+//! list, watch, create, patch (cluster-scoped). Cube never reads nodes, services or anything
 //! cluster-wide beyond namespaces.
 
 #![warn(missing_docs)]
@@ -65,6 +68,7 @@ pub mod error;
 pub mod instances;
 pub mod labels;
 pub mod names;
+pub mod placements;
 pub mod rbac;
 pub mod tasks;
 pub mod translate;

@@ -19,7 +19,7 @@ pub const NAMESPACED: &[Rule] = &[
     Rule {
         group: "apps",
         resources: &["statefulsets"],
-        verbs: &["get", "list", "create", "patch", "delete"],
+        verbs: &["get", "list", "watch", "create", "patch", "delete"],
     },
     Rule {
         group: "",
@@ -47,5 +47,5 @@ pub const NAMESPACED: &[Rule] = &[
 pub const CLUSTER: &[Rule] = &[Rule {
     group: "",
     resources: &["namespaces"],
-    verbs: &["get", "list", "create", "patch"],
+    verbs: &["get", "list", "watch", "create", "patch"],
 }];

@@ -1,6 +1,7 @@
 //! The watches behind [`crate::K8sScheduler`]: a reflector (shared cache) of
-//! LRP pods that also turns container restarts into crash events, and a Job
-//! watch that turns finished Jobs into task-completed events.
+//! LRP pods that also turns container restarts into crash events, a Job
+//! watch that turns finished Jobs into task-completed events, and the
+//! StatefulSet and namespace watches that keep [`Placements`] current.
 //!
 //! Both loops run until their [`tokio::task::JoinHandle`] is aborted; watch
 //! errors (apiserver down, 410 Gone) are retried with backoff by
@@ -11,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -22,6 +24,7 @@ use opi::model::Event;
 
 use crate::instances::{Seen, observe};
 use crate::labels;
+use crate::placements::Placements;
 
 /// Field manager of the completion-reported annotation: a separate manager
 /// so this one-field apply never touches the fields `cube` owns.
@@ -157,5 +160,77 @@ async fn mark_reported(client: &Client, job: &Job) {
     if let Err(error) = api.patch(name, &params, &Patch::Apply(&patch)).await {
         // Not fatal: at worst a restarted Cube reports the completion again.
         tracing::warn!(%error, job = %name, "could not mark task completion as reported");
+    }
+}
+
+/// The StatefulSet watch loop: keeps `placements` equal to every StatefulSet
+/// in scope. Not filtered by label, so that the collision check also sees
+/// StatefulSets Cube did not write; only names and the process guid
+/// annotation are kept.
+pub fn statefulsets(
+    api: Api<StatefulSet>,
+    placements: Arc<Placements>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let location = |sts: &StatefulSet| {
+                (
+                    sts.metadata.namespace.clone().unwrap_or_default(),
+                    sts.metadata.name.clone().unwrap_or_default(),
+                )
+            };
+            match event {
+                Ok(watcher::Event::Init) => placements.statefulsets_relisting(),
+                Ok(watcher::Event::InitApply(sts) | watcher::Event::Apply(sts)) => {
+                    let guid = sts
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(labels::PROCESS_GUID))
+                        .cloned();
+                    placements.statefulset_seen(location(&sts), guid);
+                }
+                Ok(watcher::Event::InitDone) => placements.statefulsets_listed(),
+                Ok(watcher::Event::Delete(sts)) => placements.statefulset_gone(&location(&sts)),
+                Err(error) => tracing::warn!(%error, "StatefulSet watch failed; retrying"),
+            }
+        }
+    }
+}
+
+/// The namespace watch loop: keeps `placements` equal to the namespaces
+/// labelled with a space guid.
+pub fn namespaces(
+    api: Api<Namespace>,
+    placements: Arc<Placements>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let stream =
+        watcher(api, watcher::Config::default().labels(labels::SPACE_GUID)).default_backoff();
+    async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(event) = stream.next().await {
+            let space = |ns: &Namespace| {
+                ns.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::SPACE_GUID))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            match event {
+                Ok(watcher::Event::Init) => placements.namespaces_relisting(),
+                Ok(watcher::Event::InitApply(ns) | watcher::Event::Apply(ns)) => {
+                    let name = ns.metadata.name.clone().unwrap_or_default();
+                    placements.namespace_seen(space(&ns), name);
+                }
+                Ok(watcher::Event::InitDone) => placements.namespaces_listed(),
+                Ok(watcher::Event::Delete(ns)) => {
+                    placements.namespace_gone(ns.metadata.name.as_deref().unwrap_or_default());
+                }
+                Err(error) => tracing::warn!(%error, "namespace watch failed; retrying"),
+            }
+        }
     }
 }

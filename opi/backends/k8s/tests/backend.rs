@@ -594,6 +594,10 @@ async fn an_unreachable_apiserver_is_unavailable() {
 #[tokio::test]
 async fn apiserver_errors_5xx_are_unavailable() {
     let (server, scheduler) = setup();
+    // Synced first, so that the fault meets `list` and not a watch's LIST.
+    eventually(PATIENCE, || async { scheduler.ready().await })
+        .await
+        .expect("ready");
     server.inject(Fault::next(1, 500).on(Method::GET, "/statefulsets"));
     let result = scheduler.list().await;
     assert!(
