@@ -5,29 +5,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{eventually, free_port};
+
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-const PATIENCE: Duration = Duration::from_secs(90);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 struct Killed(Child);
 
@@ -59,26 +41,6 @@ fn fake_cluster() -> (testkit::FakeApiServer, String) {
     receiver.recv().unwrap()
 }
 
-fn droplet(path: &std::path::Path) {
-    let file = std::fs::File::create(path).unwrap();
-    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    for (name, body) in [
-        ("app/run", "#!/bin/sh\nexec busybox httpd -f -p $PORT\n"),
-        (
-            "staging_info.yml",
-            r#"{"detected_buildpack":"binary","start_command":"./run"}"#,
-        ),
-    ] {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(body.len() as u64);
-        header.set_mode(0o755);
-        header.set_cksum();
-        tar.append_data(&mut header, name, body.as_bytes()).unwrap();
-    }
-    tar.into_inner().unwrap().finish().unwrap();
-}
-
 fn statefulset(server: &testkit::FakeApiServer, name: &str) -> Option<serde_json::Value> {
     server
         .list("statefulsets", None)
@@ -91,16 +53,7 @@ fn docker_apps_land_on_kubernetes() {
     let (server, url) = fake_cluster();
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters: [{{name: fake, cluster: {{server: '{url}'}}}}]\n\
-             users: [{{name: fake, user: {{token: fake}}}}]\n\
-             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n"
-        ),
-    )
-    .unwrap();
+    std::fs::write(&kubeconfig, testkit::kubeconfig::kubeconfig(&url)).unwrap();
     let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
     let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
     let _up = Killed(
@@ -126,7 +79,16 @@ fn docker_apps_land_on_kubernetes() {
 
     // An image in Cube's registry (a droplet imported as an image).
     let tgz = dir.path().join("droplet.tgz");
-    droplet(&tgz);
+    common::write_droplet(
+        &tgz,
+        &[
+            ("app/run", "#!/bin/sh\nexec busybox httpd -f -p $PORT\n"),
+            (
+                "staging_info.yml",
+                r#"{"detected_buildpack":"binary","start_command":"./run"}"#,
+            ),
+        ],
+    );
     let imported = curl(&[
         "-sf",
         "-X",

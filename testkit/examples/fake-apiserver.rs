@@ -20,12 +20,7 @@ async fn main() -> std::io::Result<()> {
     let addr = listener.local_addr()?;
     std::fs::write(
         &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters: [{{name: fake, cluster: {{server: 'http://{addr}'}}}}]\n\
-             users: [{{name: fake, user: {{token: fake}}}}]\n\
-             contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n"
-        ),
+        testkit::kubeconfig::kubeconfig(&format!("http://{addr}")),
     )?;
     println!("fake apiserver on http://{addr}; kubeconfig in {kubeconfig}");
     let serving = server.serve(listener);

@@ -8,5 +8,6 @@
 
 pub mod apiserver;
 pub mod bbs;
+pub mod kubeconfig;
 
 pub use apiserver::FakeApiServer;

@@ -29,15 +29,7 @@ impl FakeCluster {
         let serving = server.serve(listener);
         let url = format!("http://{addr}");
         let kubeconfig = dir.join(format!("{name}.kubeconfig"));
-        std::fs::write(
-            &kubeconfig,
-            format!(
-                "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-                 clusters: [{{name: fake, cluster: {{server: '{url}'}}}}]\n\
-                 users: [{{name: fake, user: {{token: fake}}}}]\n\
-                 contexts: [{{name: fake, context: {{cluster: fake, user: fake}}}}]\n"
-            ),
-        )?;
+        std::fs::write(&kubeconfig, testkit::kubeconfig::kubeconfig(&url))?;
         Ok(Self {
             server,
             url,

@@ -160,6 +160,10 @@ pub async fn run() -> anyhow::Result<()> {
         })
         .count();
     ensure!(opi.ready().await, "OPI is not ready after the relist");
+    ensure!(
+        lists_after > lists_before,
+        "the forced relist did not happen"
+    );
     let after = settle(&opi).await;
 
     let per_thousand = (steady.saturating_sub(baseline)) as f64 / (PODS as f64 / 1000.0) / 1e6;

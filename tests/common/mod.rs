@@ -1,0 +1,45 @@
+//! What the end-to-end tests of the `cube` binary share.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long an end-to-end state may take to appear.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `probe` every 200 ms until it returns `Some`, for at most [`PATIENCE`].
+pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Writes a droplet `.tgz` holding `files` (path, contents), all executable.
+pub fn write_droplet(path: &Path, files: &[(&str, &str)]) {
+    let file = std::fs::File::create(path).unwrap();
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (name, body) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(body.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        tar.append_data(&mut header, name, body.as_bytes()).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap();
+}
