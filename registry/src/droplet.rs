@@ -2,7 +2,9 @@
 //! memory: gunzip → check and re-root every entry under `home/vcap/` (owned by
 //! vcap, uid/gid 2000) → tar → gzip, hashing the input (sha256 and sha1, to check
 //! the droplet hash), the uncompressed layer (diff id) and the compressed layer
-//! (blob digest) as the bytes flow.
+//! (blob digest) as the bytes flow. The pass runs as a three-thread pipeline
+//! with bounded channels (`droplet/pipeline.rs`); the gzip stores segments that do not
+//! compress instead of growing them (`droplet/gzip.rs`).
 //!
 //! Hostile droplets are refused: `..` components, absolute paths, links that
 //! leave the droplet root or are written through, device files and FIFOs,
@@ -11,20 +13,19 @@
 //!
 //! The output is deterministic: the same droplet always gives the same layer.
 
-use std::cell::RefCell;
+mod gzip;
+mod pipeline;
+
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
-use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc;
 
-use flate2::Compression;
 use flate2::read::MultiGzDecoder;
-use flate2::write::GzEncoder;
-use sha1::Sha1;
-use sha2::{Digest as _, Sha256};
 use tar::{EntryType, Header};
 
-use crate::digest::Hasher;
 use crate::{Digest, Error};
+use pipeline::Tripped;
 
 /// Where droplet files go inside the image.
 pub const ROOT: &str = "home/vcap";
@@ -193,44 +194,15 @@ impl Tree {
     }
 }
 
-/// Which limit tripped, if any: readers report it here because the tar and
-/// gzip layers wrap their I/O errors.
-type Tripped = Rc<RefCell<Option<String>>>;
-
-/// Reads the droplet, hashing and counting it.
-struct Source<R> {
-    inner: R,
-    sha256: Sha256,
-    sha1: Sha1,
-    read: u64,
-    limit: u64,
-    tripped: Tripped,
-}
-
-impl<R: Read> Read for Source<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.limit {
-            let why = format!("droplet exceeds the limit of {} bytes", self.limit);
-            *self.tripped.borrow_mut() = Some(why.clone());
-            return Err(io::Error::other(why));
-        }
-        self.sha256.update(&buf[..n]);
-        self.sha1.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// Counts the inflated stream, stopping gzip bombs.
-struct Unpacked<R> {
+struct Unpacked<'t, R> {
     inner: R,
     read: u64,
     limit: u64,
-    tripped: Tripped,
+    tripped: &'t Tripped,
 }
 
-impl<R: Read> Read for Unpacked<R> {
+impl<R: Read> Read for Unpacked<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         self.read += n as u64;
@@ -239,27 +211,10 @@ impl<R: Read> Read for Unpacked<R> {
                 "droplet unpacks to more than the limit of {} bytes",
                 self.limit
             );
-            *self.tripped.borrow_mut() = Some(why.clone());
+            let _ = self.tripped.set(why.clone());
             return Err(io::Error::other(why));
         }
         Ok(n)
-    }
-}
-
-/// Hashes everything written through it.
-struct Hashing<W> {
-    inner: W,
-    hasher: Hasher,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -279,49 +234,80 @@ fn vcap_header(kind: EntryType, mode: u32, mtime: u64, size: u64) -> Header {
 
 /// Converts a droplet `.tgz` read from `input` into a gzip-compressed layer
 /// written to `output`.
-pub fn convert<R: Read, W: Write>(input: R, output: W, limits: &Limits) -> Result<Layer, Error> {
-    let tripped: Tripped = Rc::default();
-    let result = convert_inner(input, output, limits, &tripped);
-    let limit = tripped.borrow_mut().take();
-    match (result, limit) {
+///
+/// Three threads share the work (see `droplet/pipeline.rs`): reading and hashing the
+/// input, gunzip and tar rewrite (on the calling thread), and hashing, gzip
+/// and writing the layer. A refused droplet stops all three.
+pub fn convert<R, W>(input: R, output: W, limits: &Limits) -> Result<Layer, Error>
+where
+    R: Read + Send,
+    W: Write + Send,
+{
+    let tripped = Tripped::new();
+    let stopped = AtomicBool::new(false);
+    let result = std::thread::scope(|scope| {
+        let (input_tx, input_rx) = mpsc::sync_channel(pipeline::DEPTH);
+        let (layer_tx, layer_rx) = mpsc::sync_channel(pipeline::DEPTH);
+        let spawn_err = |e: io::Error| Error::storage("starting a droplet conversion thread", e);
+        let tripped = &tripped;
+        let stopped = &stopped;
+        let reader = std::thread::Builder::new()
+            .name("droplet-read".into())
+            .spawn_scoped(scope, move || {
+                pipeline::read(input, input_tx, stopped, limits.max_compressed, tripped)
+            })
+            .map_err(spawn_err)?;
+        let compressor = std::thread::Builder::new()
+            .name("droplet-gzip".into())
+            .spawn_scoped(scope, move || pipeline::compress(layer_rx, output))
+            .map_err(spawn_err)?;
+        // Both channel ends are dropped when `rewrite` returns, so the other
+        // stages stop even when it fails.
+        let rewritten = rewrite(
+            pipeline::Chunks::new(input_rx, stopped),
+            pipeline::LayerWriter::new(layer_tx),
+            limits,
+            tripped,
+        );
+        let panicked = |_| Error::Storage("a droplet conversion thread panicked".into());
+        let compressed = compressor.join().map_err(panicked)?;
+        let hashes = reader.join().map_err(panicked)?;
+        match (rewritten, compressed) {
+            (_, Err(e)) | (Err(e), _) => Err(e),
+            (Ok(start_command), Ok(Some(compressed))) => Ok(Layer {
+                digest: compressed.digest,
+                size: compressed.size,
+                diff_id: compressed.diff_id,
+                droplet_sha256: hashes.sha256,
+                droplet_sha1: hashes.sha1,
+                start_command,
+            }),
+            (Ok(_), Ok(None)) => Err(Error::Storage("the layer was not completed".into())),
+        }
+    });
+    match (result, tripped.into_inner()) {
         (_, Some(why)) => Err(Error::TooLarge(why)),
-        (Ok(layer), None) => Ok(layer),
-        (Err(e), None) => Err(e),
+        (result, None) => result,
     }
 }
 
-fn convert_inner<R: Read, W: Write>(
-    input: R,
-    output: W,
+/// The rewrite stage: gunzips the droplet from `input`, checks every entry and
+/// writes the re-rooted tar to `layer`. Returns the start command.
+fn rewrite(
+    input: pipeline::Chunks<'_>,
+    layer: pipeline::LayerWriter,
     limits: &Limits,
     tripped: &Tripped,
-) -> Result<Layer, Error> {
+) -> Result<Option<String>, Error> {
     let invalid = |e: io::Error| Error::DropletInvalid(format!("not a readable .tgz: {e}"));
-    let source = Source {
-        inner: input,
-        sha256: Sha256::new(),
-        sha1: Sha1::new(),
-        read: 0,
-        limit: limits.max_compressed,
-        tripped: tripped.clone(),
-    };
     let unpacked = Unpacked {
-        inner: MultiGzDecoder::new(source),
+        inner: MultiGzDecoder::new(input),
         read: 0,
         limit: limits.max_unpacked,
-        tripped: tripped.clone(),
+        tripped,
     };
     let mut archive = tar::Archive::new(unpacked);
-
-    let compressed = Hashing {
-        inner: output,
-        hasher: Hasher::default(),
-    };
-    let gzip = GzEncoder::new(compressed, Compression::fast());
-    let mut builder = tar::Builder::new(Hashing {
-        inner: gzip,
-        hasher: Hasher::default(),
-    });
+    let mut builder = tar::Builder::new(layer);
     let write_err = |e: io::Error| Error::Storage(format!("writing the layer: {e}"));
 
     // home/ stays root's; home/vcap/ belongs to vcap.
@@ -442,21 +428,11 @@ fn convert_inner<R: Read, W: Write>(
     // Read to the end so the droplet hash covers all of it.
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink()).map_err(invalid)?;
-    let source = rest.inner.into_inner();
-
-    let uncompressed = builder.into_inner().map_err(write_err)?;
-    let diff_id = uncompressed.hasher.finish();
-    let mut compressed = uncompressed.inner.finish().map_err(write_err)?;
-    compressed.flush().map_err(write_err)?;
-    let size = compressed.hasher.len();
-    Ok(Layer {
-        digest: compressed.hasher.finish(),
-        size,
-        diff_id,
-        droplet_sha256: hex::encode(source.sha256.finalize()),
-        droplet_sha1: hex::encode(source.sha1.finalize()),
-        start_command,
-    })
+    builder
+        .into_inner()
+        .and_then(pipeline::LayerWriter::finish)
+        .map_err(write_err)?;
+    Ok(start_command)
 }
 
 fn unreachable_kind() -> Result<(), Error> {

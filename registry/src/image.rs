@@ -2,7 +2,7 @@
 //! becomes the image `<name>:<droplet_hash>` = rootfs layers + droplet layer +
 //! a config running as vcap in `/home/vcap/app`.
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -190,11 +190,8 @@ impl Importer {
             let io = |e: std::io::Error| Error::storage(format!("write {}", temp.display()), e);
             let file = std::fs::File::create(&temp).map_err(io)?;
             let mut out = BufWriter::with_capacity(256 * 1024, file);
-            let layer = droplet::convert(
-                BufReader::with_capacity(256 * 1024, reader),
-                &mut out,
-                &limits,
-            )?;
+            // No BufReader: the conversion reads its input in 1 MiB chunks.
+            let layer = droplet::convert(reader, &mut out, &limits)?;
             out.flush().map_err(io)?;
             let file = out.into_inner().map_err(|e| io(e.into_error()))?;
             file.sync_all().map_err(io)?;

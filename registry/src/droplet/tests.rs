@@ -1,6 +1,10 @@
 use super::*;
+use flate2::Compression;
 use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
 use proptest::prelude::*;
+use sha1::Sha1;
+use sha2::{Digest as _, Sha256};
 
 /// One entry of a test droplet; paths are written raw, so hostile names survive.
 enum E<'a> {
@@ -296,4 +300,159 @@ proptest! {
         let accepted = tree.check_symlink(&path, &parts.join("/")).is_ok();
         prop_assert_eq!(accepted, !escapes(dir.len(), &parts));
     }
+}
+
+// ---- the pipeline: threads, channels and the segmented gzip ----
+
+/// Hands out at most `step` bytes per read, like a slow network body.
+struct Trickle<R> {
+    inner: R,
+    step: usize,
+}
+
+impl<R: Read> Read for Trickle<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.step);
+        self.inner.read(&mut buf[..n])
+    }
+}
+
+/// A droplet spanning many pipeline chunks and gzip segments: random files
+/// (stored) and text files (compressed).
+fn large() -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let random: Vec<u8> = (0..5 << 18)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let text: Vec<u8> = b"puts 'hello'\n"
+        .iter()
+        .cycle()
+        .take(1 << 20)
+        .copied()
+        .collect();
+    tgz(&[
+        E::Dir("./app/"),
+        E::File("./app/a.jar", &random),
+        E::File("./app/a.rb", &text),
+        E::File("./app/b.jar", &random[1000..]),
+    ])
+}
+
+#[test]
+fn pipelined_conversion_does_not_depend_on_how_input_arrives() {
+    let droplet = large();
+    let (layer, out) = run(&droplet, &Limits::default()).unwrap();
+    for step in [65_536, 1000] {
+        let mut again = Vec::new();
+        let trickled = Trickle {
+            inner: droplet.as_slice(),
+            step,
+        };
+        assert_eq!(
+            convert(trickled, &mut again, &Limits::default()).unwrap(),
+            layer
+        );
+        assert_eq!(again, out, "read size {step}");
+    }
+    // The layer unpacks to the tar its diff id names, and the hashes cover
+    // the whole droplet and the whole layer.
+    let mut tar = Vec::new();
+    GzDecoder::new(out.as_slice())
+        .read_to_end(&mut tar)
+        .unwrap();
+    assert_eq!(layer.diff_id, Digest::of(&tar));
+    assert_eq!(layer.digest, Digest::of(&out));
+    assert_eq!(layer.size, out.len() as u64);
+    assert_eq!(layer.droplet_sha256, hex::encode(Sha256::digest(&droplet)));
+    // Random files are stored, not grown by static Huffman codes (+5 %).
+    let random = 2 * (5 << 18) - 1000;
+    assert!(
+        out.len() < random + random / 50,
+        "layer is {} bytes",
+        out.len()
+    );
+}
+
+#[test]
+fn the_tar_rewrite_is_unchanged_by_the_pipeline() {
+    // Pinned: how the layer is compressed may change, the tar it holds (and
+    // so the diff id of a droplet) must not.
+    let (layer, _) = run(&good(), &Limits::default()).unwrap();
+    assert_eq!(
+        layer.diff_id.to_string(),
+        "sha256:e8694c5ad18c6a177473ce1ae6d918dad939bbeedf17d425fa31914ce81f3ed2"
+    );
+}
+
+#[test]
+fn a_refused_droplet_stops_reading_an_endless_body() {
+    let mut hostile = tgz(&[E::File("../escape", b"x")]);
+    // Then bytes forever: the read stage must stop, not wait for the end.
+    hostile.extend_from_slice(&[0; 4096]);
+    let endless = hostile.as_slice().chain(io::repeat(0));
+    let limits = Limits {
+        max_compressed: u64::MAX,
+        ..Limits::default()
+    };
+    let result = convert(endless, io::sink(), &limits);
+    assert!(
+        matches!(result, Err(Error::DropletInvalid(_))),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn an_endless_gzip_bomb_trips_the_unpacked_limit() {
+    // A gzip member whose deflate data never ends: blocks of zeros forever.
+    let header = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+    let mut block = Vec::with_capacity(1 << 16);
+    flate2::Compress::new(Compression::fast(), false)
+        .compress_vec(&[0; 1 << 20], &mut block, flate2::FlushCompress::Sync)
+        .unwrap();
+    let endless = header.as_slice().chain(Repeat(block, 0));
+    let limits = Limits {
+        max_unpacked: 16 << 20,
+        max_compressed: u64::MAX,
+        ..Limits::default()
+    };
+    let result = convert(endless, io::sink(), &limits);
+    assert!(matches!(result, Err(Error::TooLarge(_))), "{result:?}");
+}
+
+/// Repeats a byte string forever.
+struct Repeat(Vec<u8>, usize);
+
+impl Read for Repeat {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.0.len() - self.1);
+        buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+        self.1 = (self.1 + n) % self.0.len();
+        Ok(n)
+    }
+}
+
+/// Fails every write, like a full disk.
+struct Full;
+
+impl Write for Full {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::other("no space left on device"))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_output_stops_the_conversion_with_its_error() {
+    let result = convert(large().as_slice(), Full, &Limits::default());
+    let Err(Error::Storage(why)) = result else {
+        panic!("expected a storage error, got {result:?}")
+    };
+    assert!(why.contains("no space"), "{why}");
 }
