@@ -175,20 +175,20 @@ impl K8sScheduler {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    async fn apply<K>(&self, namespace: &str, object: &K) -> Result<K>
+    /// Server-side applies `object` in `namespace`. The answer (the whole
+    /// object) is not decoded: nobody reads it, and decoding a StatefulSet
+    /// costs more than building it.
+    async fn apply<K>(&self, namespace: &str, object: &K) -> Result<()>
     where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + Serialize
-            + DeserializeOwned
-            + std::fmt::Debug,
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
     {
         let name = object.meta().name.clone().unwrap_or_default();
         let params = PatchParams::apply(&self.config.field_manager).force();
-        Ok(self
-            .api::<K>(namespace)
+        let request = kube::core::Request::new(K::url_path(&(), Some(namespace)))
             .patch(&name, &params, &Patch::Apply(object))
-            .await?)
+            .map_err(kube::Error::BuildRequest)?;
+        self.client.request_text(request).await?;
+        Ok(())
     }
 
     async fn delete_if_present<K>(&self, namespace: &str, name: &str) -> Result<()>

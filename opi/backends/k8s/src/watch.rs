@@ -7,6 +7,7 @@
 //! errors (apiserver down, 410 Gone) are retried with backoff by
 //! kube-runtime, which relists and hands us `Init…InitDone` again.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +16,8 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::{NamespaceResourceScope, Resource as _};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -163,19 +166,57 @@ async fn mark_reported(client: &Client, job: &Job) {
     }
 }
 
+/// A StatefulSet as the placement watch reads it: its metadata only. The
+/// apiserver still sends whole objects; skipping the pod template while
+/// decoding keeps each event cheap (one per desire).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct StatefulSetMeta {
+    /// The StatefulSet's metadata.
+    pub metadata: ObjectMeta,
+}
+
+impl kube::Resource for StatefulSetMeta {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(StatefulSet::KIND)
+    }
+
+    fn group(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(StatefulSet::GROUP)
+    }
+
+    fn version(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(StatefulSet::VERSION)
+    }
+
+    fn plural(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed(StatefulSet::URL_PATH_SEGMENT)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
 /// The StatefulSet watch loop: keeps `placements` equal to every StatefulSet
 /// in scope. Not filtered by label, so that the collision check also sees
 /// StatefulSets Cube did not write; only names and the process guid
 /// annotation are kept.
 pub fn statefulsets(
-    api: Api<StatefulSet>,
+    api: Api<StatefulSetMeta>,
     placements: Arc<Placements>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            let location = |sts: &StatefulSet| {
+            let location = |sts: &StatefulSetMeta| {
                 (
                     sts.metadata.namespace.clone().unwrap_or_default(),
                     sts.metadata.name.clone().unwrap_or_default(),
