@@ -14,7 +14,9 @@
 //! time, else restart count) and reported once: [`observe`] remembers the last
 //! reported one in [`Seen`].
 
-use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{
+    ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use opi::model::{CrashEvent, Instance, InstanceState, LrpId, now_unix_nanos};
 
@@ -66,6 +68,57 @@ fn condition<'a>(pod: &'a Pod, kind: &str) -> Option<&'a k8s_openapi::api::core:
 
 fn created(pod: &Pod) -> i64 {
     pod.metadata.creation_timestamp.as_ref().map_or(0, nanos)
+}
+
+/// Drops everything from a watched pod that instances and crash detection do
+/// not read, before it enters the cache: managed fields, the pod spec (but
+/// the node name), other annotations, images and IPs. A full pod is ~10 KB in
+/// memory; the cache of 10,000 instances must stay small.
+pub fn slim(pod: &mut Pod) {
+    let meta = &mut pod.metadata;
+    meta.managed_fields = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generate_name = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|k, _| k == labels::PROCESS_GUID || k == labels::VERSION);
+    }
+    pod.spec = pod.spec.take().map(|spec| PodSpec {
+        node_name: spec.node_name,
+        containers: Vec::new(),
+        ..PodSpec::default()
+    });
+    pod.status = pod.status.take().map(|status| PodStatus {
+        phase: status.phase,
+        conditions: status.conditions.map(|conditions| {
+            conditions
+                .into_iter()
+                .map(|c| PodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    reason: c.reason,
+                    message: c.message,
+                    last_transition_time: c.last_transition_time,
+                    ..PodCondition::default()
+                })
+                .collect()
+        }),
+        container_statuses: status.container_statuses.map(|statuses| {
+            statuses
+                .into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    ready: c.ready,
+                    restart_count: c.restart_count,
+                    started: c.started,
+                    state: c.state,
+                    last_state: c.last_state,
+                    ..ContainerStatus::default()
+                })
+                .collect()
+        }),
+        ..PodStatus::default()
+    });
 }
 
 /// The instance a pod is, or `None` for a pod being deleted or without index.

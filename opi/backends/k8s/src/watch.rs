@@ -48,7 +48,10 @@ pub fn pods(
         labels::SOURCE_TYPE,
         labels::SOURCE_APP
     ));
-    let stream = watcher(api, config).default_backoff().reflect(writer);
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(crate::instances::slim)
+        .reflect(writer);
     let task = async move {
         let mut seen: HashMap<String, Seen> = HashMap::new();
         let mut listed: HashSet<String> = HashSet::new();

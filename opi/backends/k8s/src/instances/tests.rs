@@ -246,3 +246,53 @@ proptest! {
         }
     }
 }
+
+/// Slimming a pod for the cache changes nothing the backend reads from it.
+#[test]
+fn slim_pods_read_the_same() {
+    let cases = vec![
+        with_container(pod(1), running(), None, 0),
+        with_condition(
+            pod(2),
+            "PodScheduled",
+            "False",
+            110,
+            "0/3 nodes are available",
+        ),
+        with_container(pod(3), backoff(), Some(terminated(137, 160, "c2")), 2),
+        with_condition(
+            with_container(pod(4), running(), None, 0),
+            "Ready",
+            "True",
+            120,
+            "",
+        ),
+    ];
+    for full in cases {
+        let mut slim_pod = full.clone();
+        let mut fat = full.clone();
+        fat.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert("cloudfoundry.org/lrp".into(), "x".repeat(4096));
+        fat.spec.get_or_insert_with(PodSpec::default).hostname = Some("h".into());
+        slim(&mut slim_pod);
+        let mut slim_fat = fat.clone();
+        slim(&mut slim_fat);
+        assert_eq!(instance(&slim_pod), instance(&full));
+        assert_eq!(lrp_id(&slim_pod), lrp_id(&full));
+        assert_eq!(index(&slim_pod), index(&full));
+        assert_eq!(slim_fat, slim_pod, "everything else is dropped");
+        let before = observe(None, &full, true);
+        let after = observe(None, &slim_pod, true);
+        assert_eq!(before.1, after.1);
+        let (seen, _) = before;
+        let restarted = with_container(full.clone(), running(), Some(terminated(3, 200, "c9")), 3);
+        let mut restarted_slim = restarted.clone();
+        slim(&mut restarted_slim);
+        assert_eq!(
+            observe(Some(&seen), &restarted, true).1,
+            observe(Some(&seen), &restarted_slim, true).1
+        );
+    }
+}
