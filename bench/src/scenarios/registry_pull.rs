@@ -118,6 +118,31 @@ async fn manifest_load(http: &reqwest::Client, url: &str) -> anyhow::Result<Load
     })
 }
 
+/// Requests in the unloaded latency sample.
+const SEQUENTIAL: usize = 2000;
+
+/// Latency of one request at a time on one connection: the per-request cost,
+/// which the loaded p99 cannot show (64 clients at R req/s queue for at least
+/// 64 / R on two shared cores).
+async fn manifest_unloaded(http: &reqwest::Client, url: &str) -> anyhow::Result<Latencies> {
+    let mut samples = Vec::with_capacity(SEQUENTIAL);
+    for i in 0..SEQUENTIAL + 100 {
+        let t = Instant::now();
+        let response = http
+            .get(url)
+            .header("accept", MANIFEST_ACCEPT)
+            .send()
+            .await?;
+        ensure!(response.status().is_success(), "manifest GET {url} failed");
+        let _ = response.bytes().await?;
+        // The first 100 warm up the connection and caches.
+        if i >= 100 {
+            samples.push(t.elapsed());
+        }
+    }
+    Ok(latencies(&mut samples))
+}
+
 async fn blob_throughput(http: &reqwest::Client, url: &str) -> anyhow::Result<f64> {
     // 4 parallel pulls, 3 rounds; bytes / wall time.
     let started = Instant::now();
@@ -248,6 +273,8 @@ pub async fn run() -> anyhow::Result<()> {
     );
 
     // Alternate the two sides so background noise hits both.
+    let cube_unloaded = manifest_unloaded(&http, &cube_manifest).await?;
+    let peer_unloaded = manifest_unloaded(&http, &peer_manifest).await?;
     let cube_load = manifest_load(&http, &cube_manifest).await?;
     let peer_load = manifest_load(&http, &peer_manifest).await?;
     let cube_blob = blob_throughput(
@@ -286,15 +313,21 @@ pub async fn run() -> anyhow::Result<()> {
                 ),
             },
             Row {
+                what: "manifest p50 / p99, unloaded (1 client)".into(),
+                cube: format!("{} / {}", ms(cube_unloaded.p50), ms(cube_unloaded.p99)),
+                peer: format!("{} / {}", ms(peer_unloaded.p50), ms(peer_unloaded.p99)),
+            },
+            Row {
                 what: format!("blob pull ({BLOB_MB} MiB layer, 4 parallel)"),
                 cube: format!("{cube_blob:.2} GB/s"),
                 peer: format!("{peer_blob:.2} GB/s"),
             },
         ],
         &format!(
-            "manifest {:.0} req/s p99 {} vs {:.0} req/s; blob {cube_blob:.2} vs {peer_blob:.2} GB/s; ratio {manifest_ratio:.2} manifests, {blob_ratio:.2} blobs",
+            "manifest {:.0} req/s p99 {} (unloaded p99 {}) vs {:.0} req/s; blob {cube_blob:.2} vs {peer_blob:.2} GB/s; ratio {manifest_ratio:.2} manifests, {blob_ratio:.2} blobs",
             cube_load.rps,
             ms(cube_load.latency.p99),
+            ms(cube_unloaded.p99),
             peer_load.rps
         ),
     );

@@ -2,20 +2,17 @@
 //! a temp file, fsynced and renamed into place (then the directory is fsynced),
 //! so a crash leaves either nothing or the whole object.
 
-use std::io::{self, SeekFrom};
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWriteExt;
 
 use super::backend::{Backend, ByteStream, Meta};
+use super::file_stream;
 use crate::Error;
-
-/// Bytes per chunk when streaming a file out.
-const READ_CHUNK: usize = 256 * 1024;
 
 /// Objects as files under `root`; temp files under `tmp` (same filesystem).
 #[derive(Debug, Clone)]
@@ -95,21 +92,25 @@ impl Backend for FsBackend {
     }
 
     async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<Option<ByteStream>, Error> {
-        let Some(mut file) = absent_is_none(tokio::fs::File::open(self.path(key)).await)
-            .map_err(io_error("open", key))?
-        else {
-            return Ok(None);
-        };
-        let stream: ByteStream = match range {
-            Some(range) => {
-                file.seek(SeekFrom::Start(range.start))
-                    .await
-                    .map_err(io_error("seek", key))?;
-                ReaderStream::with_capacity(file.take(range.end - range.start), READ_CHUNK).boxed()
-            }
-            None => ReaderStream::with_capacity(file, READ_CHUNK).boxed(),
-        };
-        Ok(Some(stream))
+        let path = self.path(key);
+        let opened = tokio::task::spawn_blocking(move || -> io::Result<Option<(File, u64)>> {
+            let Some(mut file) = absent_is_none(File::open(path))? else {
+                return Ok(None);
+            };
+            let len = match range {
+                Some(range) => {
+                    file.seek(SeekFrom::Start(range.start))?;
+                    range.end - range.start
+                }
+                None => file.metadata()?.len(),
+            };
+            Ok(Some((file, len)))
+        })
+        .await
+        .map_err(io::Error::other)
+        .and_then(|opened| opened)
+        .map_err(io_error("open", key))?;
+        Ok(opened.map(|(file, len)| file_stream::stream(file, len)))
     }
 
     async fn read(&self, key: &str) -> Result<Option<Bytes>, Error> {

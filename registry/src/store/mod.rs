@@ -16,6 +16,7 @@
 //! never leaves a reference to missing content.
 
 pub mod backend;
+mod file_stream;
 pub mod fs;
 pub mod object;
 mod upload;
