@@ -15,7 +15,7 @@
 //! reported one in [`Seen`].
 
 use k8s_openapi::api::core::v1::{
-    ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
+    ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use opi::model::{CrashEvent, Instance, InstanceState, LrpId, now_unix_nanos};
@@ -70,6 +70,18 @@ fn created(pod: &Pod) -> i64 {
     pod.metadata.creation_timestamp.as_ref().map_or(0, nanos)
 }
 
+/// The annotation [`slim`] keeps a pod's node name in (never written to the
+/// cluster; it exists only in the watch cache).
+pub const CACHED_NODE: &str = "cube.internal/node-name";
+
+/// The node a pod runs on, from its spec or, for a cached pod, [`CACHED_NODE`].
+pub fn node(pod: &Pod) -> Option<String> {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.node_name.clone())
+        .or_else(|| pod.metadata.annotations.as_ref()?.get(CACHED_NODE).cloned())
+}
+
 /// Drops everything from a watched pod that instances and crash detection do
 /// not read, before it enters the cache: managed fields, the pod spec (but
 /// the node name), other annotations, images and IPs. A full pod is ~10 KB in
@@ -83,11 +95,13 @@ pub fn slim(pod: &mut Pod) {
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.retain(|k, _| k == labels::PROCESS_GUID || k == labels::VERSION);
     }
-    pod.spec = pod.spec.take().map(|spec| PodSpec {
-        node_name: spec.node_name,
-        containers: Vec::new(),
-        ..PodSpec::default()
-    });
+    // The spec is large even when empty; its one field we read, the node,
+    // is kept as a cache-only annotation.
+    if let Some(node) = pod.spec.take().and_then(|spec| spec.node_name) {
+        meta.annotations
+            .get_or_insert_with(Default::default)
+            .insert(CACHED_NODE.to_owned(), node);
+    }
     pod.status = pod.status.take().map(|status| PodStatus {
         phase: status.phase,
         conditions: status.conditions.map(|conditions| {
@@ -254,11 +268,7 @@ pub fn observe(previous: Option<&Seen>, pod: &Pod, report: bool) -> (Seen, Optio
             .or_else(|| pod.metadata.name.clone())
             .unwrap_or_default(),
         index,
-        cell_id: pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.node_name.clone())
-            .unwrap_or_default(),
+        cell_id: node(pod).unwrap_or_default(),
         reason: terminated
             .reason
             .clone()
