@@ -189,3 +189,54 @@ pub fn report(scenario: &str, peer_name: &str, rows: &[Row], last_line: &str) {
 pub fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// Writes droplet `.tgz` files: app files, then CF's `staging_info.yml`.
+pub struct DropletWriter {
+    tar: tar::Builder<flate2::write::GzEncoder<std::io::BufWriter<std::fs::File>>>,
+}
+
+impl DropletWriter {
+    /// A droplet at `path`.
+    pub fn create(path: &Path) -> anyhow::Result<Self> {
+        let file = std::io::BufWriter::new(std::fs::File::create(path)?);
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        Ok(Self {
+            tar: tar::Builder::new(gz),
+        })
+    }
+
+    /// Adds a file (mode 0644).
+    pub fn add(&mut self, name: &str, data: &[u8]) -> anyhow::Result<()> {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        self.tar.append_data(&mut header, name, data)?;
+        Ok(())
+    }
+
+    /// Adds `staging_info.yml` and finishes the file.
+    pub fn finish(mut self) -> anyhow::Result<()> {
+        self.add(
+            "staging_info.yml",
+            br#"{"detected_buildpack":"bench","start_command":"./run"}"#,
+        )?;
+        let mut gz = self.tar.into_inner()?;
+        std::io::Write::flush(&mut gz)?;
+        let mut file = gz.finish()?;
+        std::io::Write::flush(&mut file)?;
+        Ok(())
+    }
+}
+
+/// Fills `data` with incompressible bytes (xorshift from `seed`; the same
+/// seed gives the same bytes).
+pub fn fill_random(data: &mut [u8], seed: u64) {
+    let mut state = seed | 1;
+    for byte in data {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+}

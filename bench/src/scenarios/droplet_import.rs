@@ -3,13 +3,14 @@
 //! `gunzip | sha256sum` on the same file (the import has to gunzip and hash
 //! at least that, and also re-tar, re-compress-free store and hash the layer).
 
-use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 
-use crate::harness::{Proc, Row, client, cube_binary, free_port, report};
+use crate::harness::{
+    DropletWriter, Proc, Row, client, cube_binary, fill_random, free_port, report,
+};
 
 /// Uncompressed size of the generated droplet.
 const SIZE: usize = 200 * 1024 * 1024;
@@ -17,49 +18,26 @@ const SIZE: usize = 200 * 1024 * 1024;
 /// Writes a droplet `.tgz` with ~`SIZE` bytes of app files: half random
 /// (incompressible, like binaries), half text (compressible, like source).
 fn write_droplet(path: &std::path::Path) -> anyhow::Result<u64> {
-    let file = std::fs::File::create(path)?;
-    let gz =
-        flate2::write::GzEncoder::new(std::io::BufWriter::new(file), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut droplet = DropletWriter::create(path)?;
     let chunk = 4 * 1024 * 1024;
+    let line =
+        b"def handler(request):\n    return render(request, 'index.html', {'greeting': 'hello'})\n";
+    let mut data = vec![0u8; chunk];
     let mut written = 0;
-    let mut index = 0;
+    let mut index: u64 = 0;
     while written < SIZE {
-        let mut data = vec![0u8; chunk];
-        if index % 2 == 0 {
-            for byte in &mut data {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                *byte = state as u8;
-            }
+        if index.is_multiple_of(2) {
+            fill_random(&mut data, 0x9e37_79b9_7f4a_7c15 + index);
         } else {
-            let line = b"def handler(request):\n    return render(request, 'index.html', {'greeting': 'hello'})\n";
             for (i, byte) in data.iter_mut().enumerate() {
                 *byte = line[i % line.len()];
             }
         }
-        let mut header = tar::Header::new_gnu();
-        header.set_size(data.len() as u64);
-        header.set_mode(0o644);
-        header.set_cksum();
-        tar.append_data(
-            &mut header,
-            format!("app/file-{index}.bin"),
-            data.as_slice(),
-        )?;
+        droplet.add(&format!("app/file-{index}.bin"), &data)?;
         written += chunk;
         index += 1;
     }
-    let info = br#"{"detected_buildpack":"bench","start_command":"./run"}"#;
-    let mut header = tar::Header::new_gnu();
-    header.set_size(info.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tar.append_data(&mut header, "staging_info.yml", &info[..])?;
-    let mut inner = tar.into_inner()?.finish()?;
-    inner.flush()?;
+    droplet.finish()?;
     Ok(std::fs::metadata(path)?.len())
 }
 

@@ -13,7 +13,8 @@ use anyhow::{Context, bail, ensure};
 use futures::StreamExt;
 
 use crate::harness::{
-    Latencies, Proc, Row, client, cube_binary, free_port, latencies, ms, report, workspace_root,
+    DropletWriter, Latencies, Proc, Row, client, cube_binary, fill_random, free_port, latencies,
+    ms, report, workspace_root,
 };
 
 const CONCURRENCY: usize = 64;
@@ -41,30 +42,11 @@ fn ensure_tools() -> anyhow::Result<()> {
 }
 
 fn droplet(path: &Path) -> anyhow::Result<()> {
-    let file = std::fs::File::create(path)?;
-    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
     let mut data = vec![0u8; BLOB_MB * 1024 * 1024];
-    for byte in &mut data {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        *byte = state as u8;
-    }
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tar.append_data(&mut header, "app/blob.bin", data.as_slice())?;
-    let info = br#"{"detected_buildpack":"bench","start_command":"./run"}"#;
-    let mut header = tar::Header::new_gnu();
-    header.set_size(info.len() as u64);
-    header.set_mode(0o644);
-    header.set_cksum();
-    tar.append_data(&mut header, "staging_info.yml", &info[..])?;
-    tar.into_inner()?.finish()?;
-    Ok(())
+    fill_random(&mut data, 0x2545_f491_4f6c_dd1d);
+    let mut droplet = DropletWriter::create(path)?;
+    droplet.add("app/blob.bin", &data)?;
+    droplet.finish()
 }
 
 struct Load {
