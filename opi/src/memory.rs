@@ -26,6 +26,17 @@ struct State {
     tasks: HashMap<String, TaskRecord>,
 }
 
+impl State {
+    fn instance_mut(&mut self, id: &LrpId, index: u32) -> Result<&mut InstanceRecord, Error> {
+        self.lrps
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound(format!("LRP {id}")))?
+            .instances
+            .get_mut(usize::try_from(index).unwrap_or(usize::MAX))
+            .ok_or_else(|| Error::NotFound(format!("instance {index} of LRP {id}")))
+    }
+}
+
 struct LrpRecord {
     lrp: DesiredLrp,
     instances: Vec<InstanceRecord>,
@@ -109,14 +120,7 @@ impl MemoryScheduler {
     ) -> Result<(), Error> {
         let event = {
             let mut state = self.state()?;
-            let record = state
-                .lrps
-                .get_mut(id)
-                .ok_or_else(|| Error::NotFound(format!("LRP {id}")))?;
-            let instance = record
-                .instances
-                .get_mut(usize::try_from(index).unwrap_or(usize::MAX))
-                .ok_or_else(|| Error::NotFound(format!("instance {index} of LRP {id}")))?;
+            let instance = state.instance_mut(id, index)?;
             let now = now_unix_nanos();
             instance.state = InstanceState::Crashed;
             instance.since = now;
@@ -245,15 +249,7 @@ impl Scheduler for MemoryScheduler {
 
     async fn stop_instance(&self, id: &LrpId, index: u32) -> Result<(), Error> {
         let mut state = self.state()?;
-        let record = state
-            .lrps
-            .get_mut(id)
-            .ok_or_else(|| Error::NotFound(format!("LRP {id}")))?;
-        let instance = record
-            .instances
-            .get_mut(usize::try_from(index).unwrap_or(usize::MAX))
-            .ok_or_else(|| Error::NotFound(format!("instance {index} of LRP {id}")))?;
-        *instance = InstanceRecord::fresh();
+        *state.instance_mut(id, index)? = InstanceRecord::fresh();
         Ok(())
     }
 

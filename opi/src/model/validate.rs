@@ -148,6 +148,13 @@ fn environment_name(field: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+fn environment_list(environment: &[wire::EnvironmentVariable]) -> Result<()> {
+    for (i, var) in environment.iter().enumerate() {
+        environment_name(&format!("environment[{i}].name"), &var.name)?;
+    }
+    Ok(())
+}
+
 fn image_tag(field: &str, value: &str) -> Result<()> {
     // OCI tag grammar: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}
     let ok = !value.is_empty()
@@ -424,9 +431,7 @@ pub fn task(path_guid: &str, req: TaskRequest) -> Result<Task> {
     range("memory_mb", req.memory_mb, 0, MAX_SIZE_MB)?;
     range("disk_mb", req.disk_mb, 0, MAX_SIZE_MB)?;
     range("cpu_weight", req.cpu_weight, 0, 100)?;
-    for (i, var) in req.environment.iter().enumerate() {
-        environment_name(&format!("environment[{i}].name"), &var.name)?;
-    }
+    environment_list(&req.environment)?;
     let lifecycle = lifecycle("lifecycle", &req.lifecycle)?;
     Ok(Task {
         guid: path_guid.to_owned(),
@@ -472,9 +477,7 @@ pub fn staging(path_guid: &str, req: &StagingRequest) -> Result<()> {
     range("memory_mb", req.memory_mb, 0, MAX_SIZE_MB)?;
     range("disk_mb", req.disk_mb, 0, MAX_SIZE_MB)?;
     range("cpu_weight", req.cpu_weight, 0, 100)?;
-    for (i, var) in req.environment.iter().enumerate() {
-        environment_name(&format!("environment[{i}].name"), &var.name)?;
-    }
+    environment_list(&req.environment)?;
     match (
         &req.lifecycle.docker_lifecycle,
         &req.lifecycle.buildpack_lifecycle,
