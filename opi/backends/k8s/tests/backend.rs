@@ -2,7 +2,6 @@
 //! objects it writes, how versions/updates/stops map to them, instance
 //! states, crashes, tasks, faults and restarts.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -13,63 +12,19 @@ use kube::api::{Patch, PatchParams};
 use opi::Scheduler;
 use opi::conformance::eventually;
 use opi::model::{
-    DesiredLrp, EnvironmentVariable, Event, HealthCheck, HealthCheckType, InstanceState, LrpId,
-    LrpLifecycle, LrpUpdate, Named, RegistryCredentials, Route, Routes, Task, TaskState,
+    EnvironmentVariable, Event, InstanceState, LrpId, LrpLifecycle, LrpUpdate, Named,
+    RegistryCredentials, Task, TaskState,
 };
 use opi_k8s::{Config, K8sScheduler};
 use serde_json::Value;
 use testkit::FakeApiServer;
 use testkit::apiserver::{Fault, Settings};
 
-const PATIENCE: Duration = Duration::from_secs(10);
+mod common;
 
-fn lrp(name: &str, guid: &str, version: &str, instances: u32) -> DesiredLrp {
-    DesiredLrp {
-        id: LrpId::new(guid, version),
-        process_type: "web".into(),
-        app: Named {
-            guid: format!("app-{guid}"),
-            name: name.into(),
-        },
-        space: Named {
-            guid: "space-1".into(),
-            name: "dev".into(),
-        },
-        org: Named {
-            guid: "org-1".into(),
-            name: "acme".into(),
-        },
-        instances,
-        memory_mb: 64,
-        disk_mb: 128,
-        cpu_weight: 10,
-        ports: vec![8080],
-        routes: Routes {
-            cf_router: vec![Route {
-                hostname: format!("{name}.example.com"),
-                port: 8080,
-            }],
-            other: BTreeMap::new(),
-        },
-        environment: BTreeMap::from([("SECRET_TOKEN".to_owned(), "very-secret".to_owned())]),
-        health_check: HealthCheck {
-            kind: HealthCheckType::Port,
-            http_endpoint: String::new(),
-            timeout_ms: 1000,
-        },
-        start_timeout_ms: 60_000,
-        lifecycle: LrpLifecycle::Docker {
-            image: "nginx:1.27".into(),
-            command: Vec::new(),
-            credentials: None,
-        },
-        annotation: "1700000000.0".into(),
-        user_defined_annotations: BTreeMap::new(),
-        volume_mounts: Vec::new(),
-        placement_tags: Vec::new(),
-        egress_rules: Vec::new(),
-    }
-}
+use common::lrp;
+
+const PATIENCE: Duration = Duration::from_secs(10);
 
 fn setup() -> (FakeApiServer, K8sScheduler) {
     let server = FakeApiServer::builder().controllers(true).build();

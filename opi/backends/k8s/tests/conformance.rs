@@ -4,16 +4,14 @@
 //! behind a readiness gate: lookups come from the watch-fed index), and once
 //! straight away (lookups before the index synced go to the apiserver).
 
+mod common;
+
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
 use opi::Scheduler;
 use opi::conformance::{self, Harness, TaskOutcome};
 use opi::model::{LrpId, LrpLifecycle};
-use opi_k8s::{Config, K8sScheduler, labels, names};
+use opi_k8s::{Config, K8sScheduler};
 use testkit::FakeApiServer;
 
 struct K8sHarness {
@@ -44,14 +42,7 @@ impl K8sHarness {
 
     async fn on(server: FakeApiServer, namespace: Option<&str>) -> Self {
         if let Some(namespace) = namespace {
-            let api: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(server.client());
-            let ns = serde_json::from_value(serde_json::json!({
-                "metadata": {"name": namespace}
-            }))
-            .expect("namespace");
-            api.create(&Default::default(), &ns)
-                .await
-                .expect("create namespace");
+            common::create_namespace(&server, namespace).await;
         }
         let config = Config {
             namespace: namespace.map(str::to_owned),
@@ -92,101 +83,12 @@ impl Harness for K8sHarness {
     /// Marks the app container of pod `index` as crashed and restarted by
     /// the kubelet, through the pod's status subresource.
     async fn crash_instance(&self, id: &LrpId, index: u32, exit_status: i32) -> Result<(), String> {
-        let pods: Api<Pod> = Api::all(self.server.client());
-        let selector = format!("{}={}", labels::PROCESS_GUID, names::label_value(&id.guid));
-        let list = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| e.to_string())?;
-        let pod = list
-            .items
-            .into_iter()
-            .find(|p| opi_k8s::instances::index(p) == Some(index))
-            .ok_or_else(|| format!("no pod with index {index}"))?;
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let name = pod.metadata.name.clone().unwrap_or_default();
-        let restarts = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.container_statuses.as_ref())
-            .and_then(|c| c.first())
-            .map_or(0, |c| c.restart_count);
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let patch = serde_json::json!({
-            "status": {
-                "conditions": [
-                    {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
-                    {"type": "Ready", "status": "False", "lastTransitionTime": now},
-                ],
-                "containerStatuses": [{
-                    "name": "opi",
-                    "image": "nginx",
-                    "imageID": "",
-                    "ready": false,
-                    "restartCount": restarts + 1,
-                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-                    "lastState": {"terminated": {
-                        "exitCode": exit_status,
-                        "reason": "Error",
-                        "finishedAt": now,
-                        "containerID": format!("containerd://crash-{}", restarts + 1),
-                    }},
-                }],
-            }
-        });
-        Api::<Pod>::namespaced(self.server.client(), &namespace)
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map(drop)
-            .map_err(|e| e.to_string())
+        common::crash_pod(&self.server, id, index, exit_status).await
     }
 
     /// Sets the Job's status as the Job controller would when its pod ends.
     async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
-        let (kind, reason, message) = match outcome {
-            TaskOutcome::Succeed => ("Complete", "Completed", ""),
-            TaskOutcome::Fail => (
-                "Failed",
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-            ),
-            TaskOutcome::RunUntilCancelled => return Ok(()),
-        };
-        let jobs: Api<Job> = Api::all(self.server.client());
-        let selector = format!("{}={}", labels::TASK_GUID, names::label_value(guid));
-        let job = jobs
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .into_iter()
-            .next()
-            .ok_or_else(|| format!("no job for task {guid}"))?;
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
-        let patch = serde_json::json!({
-            "status": {
-                "active": 0,
-                "succeeded": i32::from(outcome == TaskOutcome::Succeed),
-                "failed": i32::from(outcome == TaskOutcome::Fail),
-                "completionTime": now,
-                "conditions": [{
-                    "type": kind, "status": "True", "reason": reason, "message": message,
-                    "lastTransitionTime": now,
-                }],
-            }
-        });
-        Api::<Job>::namespaced(
-            self.server.client(),
-            job.metadata.namespace.as_deref().unwrap_or_default(),
-        )
-        .patch_status(
-            job.metadata.name.as_deref().unwrap_or_default(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+        common::finish_job(&self.server, guid, outcome).await
     }
 
     fn patience(&self) -> Duration {

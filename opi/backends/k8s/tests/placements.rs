@@ -11,54 +11,18 @@ use kube::Api;
 use kube::api::{DeleteParams, PostParams};
 use opi::Scheduler;
 use opi::conformance::eventually;
-use opi::model::{DesiredLrp, HealthCheck, HealthCheckType, LrpId, LrpLifecycle, Named, Routes};
+use opi::model::{DesiredLrp, LrpId};
 use opi_k8s::names::statefulset_name_on_collision;
 use opi_k8s::{Config, K8sScheduler};
 use testkit::FakeApiServer;
 use testkit::apiserver::RecordedRequest;
 
+mod common;
+
 const PATIENCE: Duration = Duration::from_secs(10);
 
 fn lrp(name: &str, guid: &str, version: &str) -> DesiredLrp {
-    DesiredLrp {
-        id: LrpId::new(guid, version),
-        process_type: "web".into(),
-        app: Named {
-            guid: format!("app-{guid}"),
-            name: name.into(),
-        },
-        space: Named {
-            guid: "space-1".into(),
-            name: "dev".into(),
-        },
-        org: Named {
-            guid: "org-1".into(),
-            name: "acme".into(),
-        },
-        instances: 1,
-        memory_mb: 64,
-        disk_mb: 128,
-        cpu_weight: 10,
-        ports: vec![8080],
-        routes: Routes::default(),
-        environment: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
-        health_check: HealthCheck {
-            kind: HealthCheckType::Port,
-            http_endpoint: String::new(),
-            timeout_ms: 1000,
-        },
-        start_timeout_ms: 60_000,
-        lifecycle: LrpLifecycle::Docker {
-            image: "nginx:1.27".into(),
-            command: Vec::new(),
-            credentials: None,
-        },
-        annotation: "1700000000.0".into(),
-        user_defined_annotations: BTreeMap::new(),
-        volume_mounts: Vec::new(),
-        placement_tags: Vec::new(),
-        egress_rules: Vec::new(),
-    }
+    common::lrp(name, guid, version, 1)
 }
 
 async fn ready(server: &FakeApiServer) -> K8sScheduler {

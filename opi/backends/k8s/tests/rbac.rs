@@ -2,16 +2,14 @@
 //! conformance kit with a client restricted to [`opi_k8s::rbac`]'s rules,
 //! and fails without one of them.
 
+mod common;
+
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
-use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use opi::Scheduler;
 use opi::conformance::{self, Harness, TaskOutcome};
 use opi::model::{LrpId, LrpLifecycle};
-use opi_k8s::{Config, K8sScheduler, labels, names, rbac};
+use opi_k8s::{Config, K8sScheduler, rbac};
 use testkit::FakeApiServer;
 use testkit::apiserver::{Rbac, Rule};
 
@@ -49,13 +47,7 @@ impl RestrictedHarness {
     async fn new(namespace: Option<&str>, skip: Option<(&str, &str)>) -> Self {
         let server = FakeApiServer::builder().controllers(true).build();
         if let Some(ns) = namespace {
-            let namespace: Namespace =
-                serde_json::from_value(serde_json::json!({"metadata": {"name": ns}}))
-                    .expect("namespace");
-            Api::<Namespace>::all(server.client())
-                .create(&PostParams::default(), &namespace)
-                .await
-                .expect("create namespace");
+            common::create_namespace(&server, ns).await;
         }
         let config = Config {
             namespace: namespace.map(str::to_owned),
@@ -85,67 +77,11 @@ impl Harness for RestrictedHarness {
     }
 
     async fn crash_instance(&self, id: &LrpId, index: u32, exit_status: i32) -> Result<(), String> {
-        let selector = format!("{}={}", labels::PROCESS_GUID, names::label_value(&id.guid));
-        let pods: Api<Pod> = Api::all(self.server.client());
-        let pod = pods
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .into_iter()
-            .find(|p| opi_k8s::instances::index(p) == Some(index))
-            .ok_or("no such pod")?;
-        let patch = serde_json::json!({"status": {"containerStatuses": [{
-            "name": "opi", "image": "nginx", "imageID": "", "ready": false, "restartCount": 1,
-            "state": {"waiting": {"reason": "CrashLoopBackOff"}},
-            "lastState": {"terminated": {"exitCode": exit_status, "reason": "Error",
-                "finishedAt": "2026-01-01T00:00:00Z", "containerID": "containerd://crashed"}},
-        }]}});
-        Api::<Pod>::namespaced(
-            self.server.client(),
-            pod.metadata.namespace.as_deref().unwrap_or_default(),
-        )
-        .patch_status(
-            pod.metadata.name.as_deref().unwrap_or_default(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+        common::crash_pod(&self.server, id, index, exit_status).await
     }
 
     async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
-        let kind = match outcome {
-            TaskOutcome::Succeed => "Complete",
-            TaskOutcome::Fail => "Failed",
-            TaskOutcome::RunUntilCancelled => return Ok(()),
-        };
-        let selector = format!("{}={}", labels::TASK_GUID, names::label_value(guid));
-        let job = Api::<Job>::all(self.server.client())
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(|e| e.to_string())?
-            .items
-            .into_iter()
-            .next()
-            .ok_or("no such job")?;
-        let patch = serde_json::json!({"status": {"conditions": [{
-            "type": kind, "status": "True", "reason": "Test", "message": "finished by the test",
-            "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string(),
-        }]}});
-        Api::<Job>::namespaced(
-            self.server.client(),
-            job.metadata.namespace.as_deref().unwrap_or_default(),
-        )
-        .patch_status(
-            job.metadata.name.as_deref().unwrap_or_default(),
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await
-        .map(drop)
-        .map_err(|e| e.to_string())
+        common::finish_job(&self.server, guid, outcome).await
     }
 
     fn patience(&self) -> Duration {

@@ -1,0 +1,185 @@
+//! What the backend's tests share: a realistic LRP, and the fake cluster
+//! playing kubelet and Job controller (crashing a pod, finishing a Job).
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::Api;
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use opi::conformance::TaskOutcome;
+use opi::model::{
+    DesiredLrp, HealthCheck, HealthCheckType, LrpId, LrpLifecycle, Named, Route, Routes,
+};
+use opi_k8s::{labels, names};
+use testkit::FakeApiServer;
+
+/// A realistic web LRP of app `name` in space `dev` of org `acme`.
+pub fn lrp(name: &str, guid: &str, version: &str, instances: u32) -> DesiredLrp {
+    DesiredLrp {
+        id: LrpId::new(guid, version),
+        process_type: "web".into(),
+        app: Named {
+            guid: format!("app-{guid}"),
+            name: name.into(),
+        },
+        space: Named {
+            guid: "space-1".into(),
+            name: "dev".into(),
+        },
+        org: Named {
+            guid: "org-1".into(),
+            name: "acme".into(),
+        },
+        instances,
+        memory_mb: 64,
+        disk_mb: 128,
+        cpu_weight: 10,
+        ports: vec![8080],
+        routes: Routes {
+            cf_router: vec![Route {
+                hostname: format!("{name}.example.com"),
+                port: 8080,
+            }],
+            other: BTreeMap::new(),
+        },
+        environment: BTreeMap::from([("SECRET_TOKEN".to_owned(), "very-secret".to_owned())]),
+        health_check: HealthCheck {
+            kind: HealthCheckType::Port,
+            http_endpoint: String::new(),
+            timeout_ms: 1000,
+        },
+        start_timeout_ms: 60_000,
+        lifecycle: LrpLifecycle::Docker {
+            image: "nginx:1.27".into(),
+            command: Vec::new(),
+            credentials: None,
+        },
+        annotation: "1700000000.0".into(),
+        user_defined_annotations: BTreeMap::new(),
+        volume_mounts: Vec::new(),
+        placement_tags: Vec::new(),
+        egress_rules: Vec::new(),
+    }
+}
+
+/// Creates namespace `name`.
+pub async fn create_namespace(server: &FakeApiServer, name: &str) {
+    let namespace: Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).expect("namespace");
+    Api::<Namespace>::all(server.client())
+        .create(&PostParams::default(), &namespace)
+        .await
+        .expect("create namespace");
+}
+
+/// Marks the app container of pod `index` as crashed and restarted by
+/// the kubelet, through the pod's status subresource.
+pub async fn crash_pod(
+    server: &FakeApiServer,
+    id: &LrpId,
+    index: u32,
+    exit_status: i32,
+) -> Result<(), String> {
+    let pods: Api<Pod> = Api::all(server.client());
+    let selector = format!("{}={}", labels::PROCESS_GUID, names::label_value(&id.guid));
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| e.to_string())?;
+    let pod = list
+        .items
+        .into_iter()
+        .find(|p| opi_k8s::instances::index(p) == Some(index))
+        .ok_or_else(|| format!("no pod with index {index}"))?;
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let restarts = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.first())
+        .map_or(0, |c| c.restart_count);
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({
+        "status": {
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "False", "lastTransitionTime": now},
+            ],
+            "containerStatuses": [{
+                "name": "opi",
+                "image": "nginx",
+                "imageID": "",
+                "ready": false,
+                "restartCount": restarts + 1,
+                "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                "lastState": {"terminated": {
+                    "exitCode": exit_status,
+                    "reason": "Error",
+                    "finishedAt": now,
+                    "containerID": format!("containerd://crash-{}", restarts + 1),
+                }},
+            }],
+        }
+    });
+    Api::<Pod>::namespaced(server.client(), &namespace)
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// Sets the Job's status as the Job controller would when its pod ends.
+pub async fn finish_job(
+    server: &FakeApiServer,
+    guid: &str,
+    outcome: TaskOutcome,
+) -> Result<(), String> {
+    let (kind, reason, message) = match outcome {
+        TaskOutcome::Succeed => ("Complete", "Completed", ""),
+        TaskOutcome::Fail => (
+            "Failed",
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        ),
+        TaskOutcome::RunUntilCancelled => return Ok(()),
+    };
+    let jobs: Api<Job> = Api::all(server.client());
+    let selector = format!("{}={}", labels::TASK_GUID, names::label_value(guid));
+    let job = jobs
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("no job for task {guid}"))?;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let patch = serde_json::json!({
+        "status": {
+            "active": 0,
+            "succeeded": i32::from(outcome == TaskOutcome::Succeed),
+            "failed": i32::from(outcome == TaskOutcome::Fail),
+            "completionTime": now,
+            "conditions": [{
+                "type": kind, "status": "True", "reason": reason, "message": message,
+                "lastTransitionTime": now,
+            }],
+        }
+    });
+    Api::<Job>::namespaced(
+        server.client(),
+        job.metadata.namespace.as_deref().unwrap_or_default(),
+    )
+    .patch_status(
+        job.metadata.name.as_deref().unwrap_or_default(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(drop)
+    .map_err(|e| e.to_string())
+}
