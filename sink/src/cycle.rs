@@ -172,9 +172,10 @@ impl Converger {
             return Ok(report);
         }
 
-        let records = self.fetch(&plan.to_fetch()).await?;
+        let to_fetch = plan.to_fetch();
+        let records = self.fetch(&to_fetch).await?;
         let new: BTreeSet<&str> = plan.desire.iter().map(String::as_str).collect();
-        let writes = plan.to_fetch().into_iter().filter_map(|pg| {
+        let writes = to_fetch.into_iter().filter_map(|pg| {
             let record = records.get(&pg)?.clone();
             Some((new.contains(pg.as_str()), record))
         });
