@@ -13,6 +13,8 @@
 //! - [`forward`]: delivers backend events (crashes, task completions) to
 //!   Cloud Controller's callbacks, retrying through CC outages.
 //! - [`memory`]: the in-memory backend, the executable specification.
+//! - [`routing`]: [`routing::RouteSource`], the endpoints of ready instances
+//!   that routers (local Host-header router, gorouter via NATS) publish.
 //! - `conformance` (feature `conformance`): the suite every backend must pass.
 //!
 //! ```text
@@ -29,6 +31,7 @@ pub mod forward;
 pub mod http;
 pub mod memory;
 pub mod model;
+pub mod routing;
 pub mod scheduler;
 pub mod service;
 

@@ -1,0 +1,144 @@
+//! Where a router may send traffic: the endpoints of ready LRP instances.
+//!
+//! A backend that knows where its instances listen implements [`RouteSource`];
+//! route publishers (the local Host-header router, the NATS route emitter for
+//! Cloud Foundry's gorouter) read [`RouteSource::endpoints`] and wait on
+//! [`RouteSource::changes`] instead of polling.
+//!
+//! [`route_hostnames`] and [`lrp_endpoints`] are the pure part both backends
+//! share: an LRP's `cf-router` routes grouped by the container port they reach.
+
+use std::collections::BTreeMap;
+
+use crate::model::{DesiredLrp, Routes};
+
+/// One ready instance a router may send traffic to for some hostnames.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// LRP process guid (as CC knows it, `<app guid>-<version>`).
+    pub process_guid: String,
+    /// The app guid.
+    pub app_guid: String,
+    /// Unique per instance incarnation (pod uid / local instance id).
+    pub instance_guid: String,
+    /// The instance index.
+    pub index: u32,
+    /// IP the router dials (pod IP; 127.0.0.1 locally).
+    pub host: String,
+    /// Port the router dials.
+    pub port: u16,
+    /// The app's container port this endpoint serves.
+    pub container_port: u16,
+    /// `cf-router` hostnames routed to `container_port` (sorted).
+    pub hostnames: Vec<String>,
+}
+
+/// A backend that knows where its ready instances are.
+pub trait RouteSource: Send + Sync + 'static {
+    /// Endpoints of instances that are running AND ready now.
+    fn endpoints(&self) -> Vec<Endpoint>;
+    /// A counter bumped whenever `endpoints()` may have changed (wait with `changed()`).
+    fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+}
+
+/// The `cf-router` hostnames of `routes` grouped by container port, each list
+/// sorted and without duplicates. Ports outside `u16` (rejected by validation)
+/// are skipped; hostnames are compared as given (CC sends them lower-case).
+pub fn route_hostnames(routes: &Routes) -> BTreeMap<u16, Vec<String>> {
+    let mut by_port: BTreeMap<u16, Vec<String>> = BTreeMap::new();
+    for route in &routes.cf_router {
+        let Ok(port) = u16::try_from(route.port) else {
+            continue;
+        };
+        by_port
+            .entry(port)
+            .or_default()
+            .push(route.hostname.clone());
+    }
+    for hostnames in by_port.values_mut() {
+        hostnames.sort();
+        hostnames.dedup();
+    }
+    by_port
+}
+
+/// Where one ready instance listens: what [`lrp_endpoints`] needs besides the LRP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceAddress {
+    /// Unique per instance incarnation.
+    pub instance_guid: String,
+    /// The instance index.
+    pub index: u32,
+    /// IP the router dials.
+    pub host: String,
+}
+
+/// The endpoints of one ready instance of `lrp`: one per container port that
+/// has routes, dialled at `address.host` on `dial_port(container_port)`.
+/// A container port `dial_port` maps to `None` (not exposed) gets no endpoint.
+pub fn lrp_endpoints(
+    lrp: &DesiredLrp,
+    address: &InstanceAddress,
+    dial_port: impl Fn(u16) -> Option<u16>,
+) -> Vec<Endpoint> {
+    route_hostnames(&lrp.routes)
+        .into_iter()
+        .filter_map(|(container_port, hostnames)| {
+            Some(Endpoint {
+                process_guid: lrp.id.process_guid(),
+                app_guid: lrp.app.guid.clone(),
+                instance_guid: address.instance_guid.clone(),
+                index: address.index,
+                host: address.host.clone(),
+                port: dial_port(container_port)?,
+                container_port,
+                hostnames,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Route;
+
+    fn routes(entries: &[(&str, i64)]) -> Routes {
+        Routes {
+            cf_router: entries
+                .iter()
+                .map(|(hostname, port)| Route {
+                    hostname: hostname.to_string(),
+                    port: *port,
+                })
+                .collect(),
+            other: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn hostnames_are_grouped_by_port_sorted_and_deduplicated() {
+        let grouped = route_hostnames(&routes(&[
+            ("b.example.com", 8080),
+            ("a.example.com", 8080),
+            ("admin.example.com", 9090),
+            ("a.example.com", 8080),
+            ("bad.example.com", 70000),
+        ]));
+        assert_eq!(
+            grouped,
+            BTreeMap::from([
+                (
+                    8080,
+                    vec!["a.example.com".to_string(), "b.example.com".to_string()]
+                ),
+                (9090, vec!["admin.example.com".to_string()]),
+            ])
+        );
+    }
+
+    #[test]
+    fn no_routes_no_hostnames() {
+        assert!(route_hostnames(&Routes::default()).is_empty());
+    }
+}
