@@ -8,10 +8,12 @@ use futures::stream::BoxStream;
 use opi::events::EventBus;
 use opi::model::validate::Invalid;
 use opi::model::{
-    DesiredLrp, Event, Instance, LrpId, LrpLifecycle, LrpUpdate, Routes, SchedulingInfo, Task,
-    TaskState, TaskStatus,
+    DesiredLrp, Event, Instance, LrpId, LrpLifecycle, LrpUpdate, SchedulingInfo, Task, TaskState,
+    TaskStatus,
 };
+use opi::routing::{Endpoint, InstanceAddress, RouteSource, lrp_endpoints};
 use opi::{Error as OpiError, Scheduler};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::Error;
@@ -32,21 +34,6 @@ pub struct LocalConfig {
     pub host_exec_image: Option<String>,
 }
 
-/// Where a running instance can be reached (for a local router).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    /// Which LRP.
-    pub id: LrpId,
-    /// The app's name.
-    pub app_name: String,
-    /// The LRP's routes.
-    pub routes: Routes,
-    /// Instance index.
-    pub index: u32,
-    /// Port on 127.0.0.1.
-    pub port: u16,
-}
-
 struct LrpRuntime {
     lrp: Arc<DesiredLrp>,
     command: String,
@@ -63,6 +50,9 @@ struct Inner {
     events: EventBus,
     fetching: tokio::sync::Mutex<()>,
     http: reqwest::Client,
+    /// Bumped whenever an instance changes state or an LRP is desired,
+    /// updated or stopped ([`RouteSource::changes`]).
+    changes: Arc<watch::Sender<u64>>,
 }
 
 /// Runs LRPs and tasks as processes on this machine. Cheap to clone.
@@ -107,6 +97,7 @@ impl LocalScheduler {
                 events: EventBus::default(),
                 fetching: tokio::sync::Mutex::new(()),
                 http,
+                changes: Arc::new(watch::Sender::new(0)),
             }),
         };
         let (lrps, problems) = scheduler.inner.store.load_all()?;
@@ -128,6 +119,7 @@ impl LocalScheduler {
     /// disk, so the next [`LocalScheduler::start`] brings them back).
     pub async fn shutdown(&self) {
         let runtimes: Vec<LrpRuntime> = lock(&self.inner.lrps).drain().map(|(_, r)| r).collect();
+        self.bump();
         for runtime in runtimes {
             for instance in runtime.instances {
                 instance.stop().await;
@@ -138,27 +130,9 @@ impl LocalScheduler {
         }
     }
 
-    /// Every instance that is running and healthy, with its port.
-    pub fn endpoints(&self) -> Vec<Endpoint> {
-        let lrps = lock(&self.inner.lrps);
-        let mut endpoints = Vec::new();
-        for runtime in lrps.values() {
-            for (instance, index) in runtime.instances.iter().zip(0u32..) {
-                let status = instance.status();
-                if let (opi::model::InstanceState::Running, Some(port)) =
-                    (status.state, status.port)
-                {
-                    endpoints.push(Endpoint {
-                        id: runtime.lrp.id.clone(),
-                        app_name: runtime.lrp.app.name.clone(),
-                        routes: runtime.lrp.routes.clone(),
-                        index,
-                        port,
-                    });
-                }
-            }
-        }
-        endpoints
+    /// Tells route publishers that endpoints may have changed.
+    fn bump(&self) {
+        self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Every route host of every desired LRP (lower-cased, without path),
@@ -233,6 +207,7 @@ impl LocalScheduler {
             run_dir,
             events: self.inner.events.clone(),
             http: self.inner.http.clone(),
+            changes: self.inner.changes.clone(),
         })
     }
 
@@ -246,6 +221,37 @@ impl LocalScheduler {
         if !in_use {
             let _ = tokio::fs::remove_dir_all(droplet_dir).await;
         }
+    }
+}
+
+/// Instances that are running and healthy, dialled at 127.0.0.1 on the one
+/// port each instance listens on (`$PORT`): every routed container port of
+/// the LRP reaches that port, as the local router always did.
+impl RouteSource for LocalScheduler {
+    fn endpoints(&self) -> Vec<Endpoint> {
+        let lrps = lock(&self.inner.lrps);
+        let mut endpoints = Vec::new();
+        for runtime in lrps.values() {
+            for (instance, index) in runtime.instances.iter().zip(0u32..) {
+                let status = instance.status();
+                if let (opi::model::InstanceState::Running, Some(port)) =
+                    (status.state, status.port)
+                {
+                    let address = InstanceAddress {
+                        instance_guid: status.instance_guid,
+                        index,
+                        host: "127.0.0.1".into(),
+                    };
+                    endpoints.extend(lrp_endpoints(&runtime.lrp, &address, |_| Some(port)));
+                }
+            }
+        }
+        endpoints.sort();
+        endpoints
+    }
+
+    fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changes.subscribe()
     }
 }
 
@@ -309,6 +315,7 @@ impl Scheduler for LocalScheduler {
             runtime.instances.push(handle);
         }
         let replaced = lock(&self.inner.lrps).insert(runtime.lrp.id.clone(), runtime);
+        self.bump();
         if let Some(old) = replaced {
             for instance in old.instances {
                 instance.stop().await;
@@ -332,6 +339,8 @@ impl Scheduler for LocalScheduler {
             };
             (retired, lrp)
         };
+        // New routes or fewer instances change the endpoints now.
+        self.bump();
         self.inner.store.save(&lrp)?;
         for instance in retired {
             instance.stop().await;
@@ -365,6 +374,7 @@ impl Scheduler for LocalScheduler {
         let runtime = lock(&self.inner.lrps)
             .remove(id)
             .ok_or_else(|| not_found(id))?;
+        self.bump();
         self.inner.store.remove(id)?;
         for instance in runtime.instances {
             instance.stop().await;

@@ -27,5 +27,5 @@ pub mod store;
 mod supervisor;
 mod task;
 
-pub use backend::{Endpoint, LocalConfig, LocalScheduler};
+pub use backend::{LocalConfig, LocalScheduler};
 pub use error::Error;

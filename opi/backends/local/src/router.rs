@@ -16,8 +16,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
+use opi::routing::{Endpoint, RouteSource};
 
-use crate::backend::{Endpoint, LocalScheduler};
+use crate::backend::LocalScheduler;
 
 /// Headers that belong to one hop and are not forwarded.
 const HOP_BY_HOP: [&str; 8] = [
@@ -68,18 +69,22 @@ fn request_host(request: &Request) -> Option<String> {
     Some(host.trim_end_matches('.').to_ascii_lowercase())
 }
 
-/// Instances whose LRP has a route for `host` (route paths are ignored).
+/// Endpoints with a route for `host` (route paths are ignored), one per
+/// instance and port (an instance reached through several routed container
+/// ports is one candidate, not several).
 pub fn matching(endpoints: &[Endpoint], host: &str) -> Vec<Endpoint> {
-    endpoints
+    let mut found: Vec<Endpoint> = endpoints
         .iter()
         .filter(|endpoint| {
-            endpoint.routes.cf_router.iter().any(|route| {
-                let route_host = route.hostname.split('/').next().unwrap_or_default();
+            endpoint.hostnames.iter().any(|hostname| {
+                let route_host = hostname.split('/').next().unwrap_or_default();
                 route_host.eq_ignore_ascii_case(host)
             })
         })
         .cloned()
-        .collect()
+        .collect();
+    found.dedup_by(|a, b| a.instance_guid == b.instance_guid && a.port == b.port);
+    found
 }
 
 fn page(status: StatusCode, message: String) -> Response {
@@ -134,7 +139,7 @@ async fn proxy(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     let mut last_error = String::new();
     for offset in 0..attempts {
         let endpoint = &candidates[(start + offset) % candidates.len()];
-        let url = format!("http://127.0.0.1:{}{path}", endpoint.port);
+        let url = format!("http://{}:{}{path}", endpoint.host, endpoint.port);
         let outgoing_body = match body.take() {
             Some(body) => reqwest::Body::wrap_stream(body.into_data_stream()),
             None => reqwest::Body::from(Vec::new()),
@@ -192,21 +197,17 @@ fn relay(response: reqwest::Response) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opi::model::{LrpId, Route, Routes};
 
     fn endpoint(host: &str, index: u32) -> Endpoint {
         Endpoint {
-            id: LrpId::new("g", "v"),
-            app_name: "hello".into(),
-            routes: Routes {
-                cf_router: vec![Route {
-                    hostname: host.into(),
-                    port: 8080,
-                }],
-                other: Default::default(),
-            },
+            process_guid: "g-v".into(),
+            app_guid: "g".into(),
+            instance_guid: format!("instance-{index}"),
             index,
+            host: "127.0.0.1".into(),
             port: 1000 + u16::try_from(index).unwrap(),
+            container_port: 8080,
+            hostnames: vec![host.into()],
         }
     }
 

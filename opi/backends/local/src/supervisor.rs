@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use opi::events::EventBus;
 use opi::model::{CrashEvent, DesiredLrp, Event, HealthCheckType, InstanceState, now_unix_nanos};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,8 @@ pub(crate) struct InstanceSpec {
     pub run_dir: PathBuf,
     pub events: EventBus,
     pub http: reqwest::Client,
+    /// Bumped on every state change of the instance ([`opi::routing::RouteSource::changes`]).
+    pub changes: Arc<watch::Sender<u64>>,
 }
 
 /// What the backend reports about an instance.
@@ -44,6 +46,8 @@ pub(crate) struct Status {
     pub since: i64,
     pub placement_error: String,
     pub port: Option<u16>,
+    /// This incarnation's `CF_INSTANCE_GUID` (empty before the first launch).
+    pub instance_guid: String,
 }
 
 /// A running supervisor.
@@ -62,6 +66,7 @@ impl InstanceHandle {
             since: now_unix_nanos(),
             placement_error: String::new(),
             port: None,
+            instance_guid: String::new(),
         }));
         let restart = Arc::new(Notify::new());
         let stop = CancellationToken::new();
@@ -103,12 +108,29 @@ fn lock(status: &Mutex<Status>) -> std::sync::MutexGuard<'_, Status> {
     }
 }
 
-fn set(status: &Mutex<Status>, state: InstanceState, port: Option<u16>, placement_error: String) {
-    let mut status = lock(status);
-    status.state = state;
-    status.since = now_unix_nanos();
-    status.port = port;
-    status.placement_error = placement_error;
+/// Where a supervisor records its instance's status, and who hears of changes.
+struct Tracker<'a> {
+    status: &'a Mutex<Status>,
+    changes: &'a watch::Sender<u64>,
+}
+
+impl Tracker<'_> {
+    /// Records a new state and bumps the change counter (routers re-read endpoints).
+    fn set(&self, state: InstanceState, port: Option<u16>, placement_error: String) {
+        {
+            let mut status = lock(self.status);
+            status.state = state;
+            status.since = now_unix_nanos();
+            status.port = port;
+            status.placement_error = placement_error;
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Records the guid of a new incarnation (no state change by itself).
+    fn incarnation(&self, instance_guid: &str) {
+        instance_guid.clone_into(&mut lock(self.status).instance_guid);
+    }
 }
 
 enum Outcome {
@@ -129,6 +151,10 @@ async fn supervise(
     stop: CancellationToken,
 ) {
     let name = format!("{}/{}", display_name(&spec.lrp), spec.index);
+    let tracker = Tracker {
+        status: &status,
+        changes: &spec.changes,
+    };
     let mut crash_count = 0u32;
     loop {
         if stop.is_cancelled() {
@@ -137,12 +163,7 @@ async fn supervise(
         let port = match process::free_port() {
             Ok(port) => port,
             Err(e) => {
-                set(
-                    &status,
-                    InstanceState::Unclaimed,
-                    None,
-                    format!("no free port: {e}"),
-                );
+                tracker.set(InstanceState::Unclaimed, None, format!("no free port: {e}"));
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(Duration::from_secs(1)) => continue,
@@ -159,11 +180,16 @@ async fn supervise(
         if let Err(e) = process::ensure_dir(&spec.run_dir.join("tmp")) {
             tracing::warn!(instance = %name, error = %e, "cannot create the instance's tmp dir");
         }
-        set(&status, InstanceState::Claimed, Some(port), String::new());
+        tracker.incarnation(&instance_guid);
+        tracker.set(InstanceState::Claimed, Some(port), String::new());
         let outcome = match process::spawn(&launch) {
             Ok(mut spawned) => {
                 let outcome =
-                    watch(&spec, &mut spawned.child, port, &status, &restart, &stop).await;
+                    watch(&spec, &mut spawned.child, port, &tracker, &restart, &stop).await;
+                if matches!(outcome, Outcome::Restart) {
+                    // Unroutable before the old process goes away, not after.
+                    tracker.set(InstanceState::Claimed, None, String::new());
+                }
                 spawned.terminate(process::STOP_GRACE).await;
                 outcome
             }
@@ -188,7 +214,7 @@ async fn supervise(
                 }
                 crash_count += 1;
                 tracing::warn!(instance = %name, exit_status, %description, crash_count, "instance crashed");
-                set(&status, InstanceState::Crashed, None, String::new());
+                tracker.set(InstanceState::Crashed, None, String::new());
                 spec.events.publish(Event::Crashed(CrashEvent {
                     id: spec.lrp.id.clone(),
                     instance: instance_guid,
@@ -221,7 +247,7 @@ async fn watch(
     spec: &InstanceSpec,
     child: &mut tokio::process::Child,
     port: u16,
-    status: &Mutex<Status>,
+    tracker: &Tracker<'_>,
     restart: &Notify,
     stop: &CancellationToken,
 ) -> Outcome {
@@ -266,7 +292,7 @@ async fn watch(
             }
         }
     }
-    set(status, InstanceState::Running, Some(port), String::new());
+    tracker.set(InstanceState::Running, Some(port), String::new());
     let healthy_since = Instant::now();
     let probes = lrp.health_check.kind != HealthCheckType::Process;
     loop {

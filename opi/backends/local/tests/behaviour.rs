@@ -13,6 +13,7 @@ use futures::StreamExt;
 use opi::Scheduler;
 use opi::conformance::{Harness, TaskOutcome, eventually, sample_lrp};
 use opi::model::{DesiredLrp, Event, HealthCheckType, InstanceState, LrpId, LrpLifecycle};
+use opi::routing::RouteSource;
 use opi_local::droplet::FileDroplets;
 use opi_local::{LocalConfig, LocalScheduler};
 
@@ -110,7 +111,10 @@ async fn instances_get_the_cf_environment() {
             "{}",
             env["VCAP_APPLICATION"]
         );
-        assert!(!env["CF_INSTANCE_GUID"].is_empty());
+        assert_eq!(env["CF_INSTANCE_GUID"], endpoint.instance_guid);
+        assert_eq!(endpoint.host, "127.0.0.1");
+        assert_eq!(endpoint.hostnames, vec!["hello.example.com".to_string()]);
+        assert_eq!(endpoint.process_guid, lrp.id.process_guid());
         // And the instance really serves on that port.
         let body = opi::http::http_client_builder()
             .build()
@@ -303,5 +307,76 @@ async fn the_router_reaches_healthy_instances_round_robin() {
     let (status, body) = get("hello.localhost").await;
     assert_eq!(status, 503);
     assert!(body.contains("no running instances"), "{body}");
+    scheduler.shutdown().await;
+}
+
+/// Waits until the counter moves past `seen` and `endpoints()` satisfies `want`.
+async fn endpoints_until(
+    scheduler: &LocalScheduler,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+    want: impl Fn(&[opi::routing::Endpoint]) -> bool,
+) -> Vec<opi::routing::Endpoint> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let endpoints = scheduler.endpoints();
+            if want(&endpoints) {
+                return endpoints;
+            }
+            changes.changed().await.unwrap();
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("endpoints never matched: {:?}", scheduler.endpoints()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_source_follows_instances_and_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = start(&dir).await;
+    let mut changes = scheduler.changes();
+    let lrp = lrp(2);
+    scheduler.desire(lrp.clone()).await.unwrap();
+    // Only a change wakes the waiter: each step below waits on the counter.
+    let two = endpoints_until(&scheduler, &mut changes, |e| e.len() == 2).await;
+    assert_eq!(
+        two.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![0, 1],
+        "{two:?}"
+    );
+
+    // A restarted instance leaves and comes back as a new incarnation.
+    scheduler.stop_instance(&lrp.id, 1).await.unwrap();
+    let old = two[1].clone();
+    let back = endpoints_until(&scheduler, &mut changes, |e| {
+        e.len() == 2
+            && e.iter()
+                .any(|e| e.index == 1 && e.instance_guid != old.instance_guid)
+    })
+    .await;
+    assert_eq!(back[0], two[0], "instance 0 was left alone");
+    assert_ne!(back[1].port, 0);
+
+    // New hostnames show at once.
+    let mut routes = lrp.routes.clone();
+    routes.cf_router[0].hostname = "renamed.example.com".into();
+    scheduler
+        .update(
+            &lrp.id,
+            opi::model::LrpUpdate {
+                routes: Some(routes),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let renamed = endpoints_until(&scheduler, &mut changes, |e| {
+        e.iter().all(|e| e.hostnames == ["renamed.example.com"])
+    })
+    .await;
+    assert_eq!(renamed.len(), 2);
+
+    // Stopping the LRP removes every endpoint.
+    scheduler.stop(&lrp.id).await.unwrap();
+    endpoints_until(&scheduler, &mut changes, <[_]>::is_empty).await;
     scheduler.shutdown().await;
 }
