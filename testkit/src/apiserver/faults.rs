@@ -17,6 +17,11 @@ pub struct Fault {
     pub message: String,
     /// How many more matching requests fail.
     pub times: u32,
+    /// Only every `every`-th matching request fails (1: each one); with many
+    /// concurrent clients this is a failure *rate* spread over whatever runs.
+    pub every: u32,
+    /// Matching requests seen so far (for [`Fault::every`]).
+    seen: u32,
 }
 
 impl Fault {
@@ -28,6 +33,17 @@ impl Fault {
             status,
             message: format!("injected failure (HTTP {status})"),
             times,
+            every: 1,
+            seen: 0,
+        }
+    }
+
+    /// Every `n`-th matching request fails, for as long as the rule is
+    /// active (until [`Faults::clear`]): a failure rate of `1/n`.
+    pub fn rate(n: u32, status: u16) -> Self {
+        Self {
+            every: n.max(1),
+            ..Self::next(u32::MAX, status)
         }
     }
 
@@ -69,7 +85,17 @@ impl Faults {
 
     /// The fault that takes this request, if any (and counts it).
     pub fn take(&mut self, method: &Method, path: &str) -> Option<Fault> {
-        let rule = self.rules.iter_mut().find(|r| r.matches(method, path))?;
+        let mut taken = None;
+        for (at, rule) in self.rules.iter_mut().enumerate() {
+            if rule.matches(method, path) {
+                rule.seen = rule.seen.wrapping_add(1);
+                if rule.seen % rule.every == 0 {
+                    taken = Some(at);
+                    break;
+                }
+            }
+        }
+        let rule = &mut self.rules[taken?];
         rule.times -= 1;
         let fault = rule.clone();
         self.rules.retain(|r| r.times > 0);
@@ -102,5 +128,24 @@ mod tests {
         assert!(faults.take(&Method::PATCH, path).is_some());
         assert!(faults.take(&Method::PATCH, path).is_some());
         assert_eq!(faults.take(&Method::PATCH, path), None);
+    }
+
+    #[test]
+    fn a_rate_fails_every_nth_matching_request_until_cleared() {
+        let mut faults = Faults::default();
+        faults.add(Fault::rate(4, 500).on(Method::PATCH, "/statefulsets/"));
+        faults.add(Fault::rate(2, 409));
+        let set = "/apis/apps/v1/namespaces/a/statefulsets/x";
+        let failed: Vec<Option<u16>> = (0..8)
+            .map(|_| faults.take(&Method::PATCH, set).map(|f| f.status))
+            .collect();
+        // The first rule takes every 4th; the others fall through to the
+        // second, which fails every 2nd of those it sees.
+        assert_eq!(
+            failed,
+            [None, Some(409), None, Some(500), Some(409), None, Some(409), Some(500)]
+        );
+        faults.clear();
+        assert_eq!(faults.take(&Method::PATCH, set), None);
     }
 }
