@@ -26,7 +26,7 @@ use futures::stream::BoxStream;
 
 use crate::model::{
     DesiredLrp, Event, HealthCheck, HealthCheckType, InstanceState, LrpId, LrpLifecycle, LrpUpdate,
-    Named, Route, Routes, Task, TaskState,
+    Named, Route, Routes, Task, TaskState, TaskStep,
 };
 use crate::{Error, Scheduler};
 
@@ -53,6 +53,33 @@ pub trait Harness: Send + Sync {
 
     /// A lifecycle for a task that ends as `outcome` says.
     fn task_lifecycle(&self, outcome: TaskOutcome) -> LrpLifecycle;
+
+    /// The docker lifecycle (image, no command) tasks with steps run in.
+    /// Default: busybox, for backends whose harness plays the scheduler.
+    fn steps_lifecycle(&self) -> LrpLifecycle {
+        LrpLifecycle::Docker {
+            image: "docker.io/library/busybox:1.36".into(),
+            command: Vec::new(),
+            credentials: None,
+        }
+    }
+
+    /// The command of step `name`, which exits as `outcome` says (`Succeed`
+    /// or `Fail`). Where the backend really runs commands, it must first
+    /// check that exactly the steps `before` ran before it, in that order, in
+    /// the same `$CUBE_WORKSPACE` (failing otherwise), then record its own
+    /// name there: [`recording_step`] does. The default, for harnesses that
+    /// play the scheduler in [`Harness::finish_task`]: `/bin/false` to fail,
+    /// `/bin/true` to succeed.
+    fn step_command(&self, name: &str, before: &[&str], outcome: TaskOutcome) -> Vec<String> {
+        let _ = (name, before);
+        let program = if outcome == TaskOutcome::Fail {
+            "/bin/false"
+        } else {
+            "/bin/true"
+        };
+        vec![program.to_owned()]
+    }
 
     /// Makes instance `index` of `id` exit with `exit_status` (kill the process,
     /// mark the container terminated, …).
@@ -182,7 +209,23 @@ pub fn sample_task(harness: &dyn Harness, guid: &str, outcome: TaskOutcome) -> T
         memory_mb: 64,
         disk_mb: 128,
         cpu_weight: 10,
+        steps: Vec::new(),
     }
+}
+
+/// A `/bin/sh` step command for backends that run commands for real: it
+/// fails (status 97) unless `$CUBE_WORKSPACE/steps` lists exactly `before`,
+/// appends `name` to it, and exits 0 (`Succeed`) or 1 (`Fail`). Names must be
+/// plain DNS-1123 labels, as validated steps are.
+pub fn recording_step(name: &str, before: &[&str], outcome: TaskOutcome) -> Vec<String> {
+    let expected: String = before.iter().map(|b| format!("{b} ")).collect();
+    let status = u8::from(outcome == TaskOutcome::Fail);
+    let script = format!(
+        "ran=\"$(cat \"$CUBE_WORKSPACE/steps\" 2>/dev/null)\"; \
+         [ \"$ran\" = '{expected}' ] || {{ echo \"steps before {name}: '$ran', want '{expected}'\" >&2; exit 97; }}; \
+         printf '%s ' {name} >> \"$CUBE_WORKSPACE/steps\"; exit {status}"
+    );
+    vec!["/bin/sh".into(), "-c".into(), script]
 }
 
 async fn running_instances(harness: &dyn Harness, id: &LrpId, count: usize) -> CaseResult {
@@ -540,6 +583,68 @@ async fn cancel_stops_task(h: &dyn Harness) -> CaseResult {
     Ok(())
 }
 
+/// A task of three steps, `first`, `second`, `third`; `second` ends as
+/// `second` says and `third` fails whenever it runs after a failure.
+fn stepped_task(h: &dyn Harness, guid: &str, second: TaskOutcome) -> Task {
+    let third = if second == TaskOutcome::Fail {
+        TaskOutcome::Fail
+    } else {
+        TaskOutcome::Succeed
+    };
+    let step = |name: &str, before: &[&str], outcome| TaskStep {
+        name: name.into(),
+        command: h.step_command(name, before, outcome),
+    };
+    let mut task = sample_task(h, guid, TaskOutcome::Succeed);
+    task.lifecycle = h.steps_lifecycle();
+    task.steps = vec![
+        step("first", &[], TaskOutcome::Succeed),
+        step("second", &["first"], second),
+        step("third", &["first", "second"], third),
+    ];
+    task
+}
+
+async fn task_steps_run_in_order(h: &dyn Harness) -> CaseResult {
+    let s = h.scheduler();
+    let mut events = s.events();
+    let ok = stepped_task(h, "steps-ok", TaskOutcome::Succeed);
+    let bad = stepped_task(h, "steps-bad", TaskOutcome::Fail);
+    call("desire task with steps", s.desire_task(ok).await)?;
+    call("desire task with a failing step", s.desire_task(bad).await)?;
+    h.finish_task("steps-ok", TaskOutcome::Succeed).await?;
+    h.finish_task("steps-bad", TaskOutcome::Fail).await?;
+    let mut seen = BTreeMap::new();
+    while seen.len() < 2 {
+        let event = next_event(
+            h,
+            &mut events,
+            |e| matches!(e, Event::TaskCompleted(t) if t.guid.starts_with("steps-")),
+        )
+        .await?;
+        if let Event::TaskCompleted(done) = event {
+            seen.insert(done.guid.clone(), done);
+        }
+    }
+    let done_ok = &seen["steps-ok"];
+    ensure!(
+        !done_ok.failed,
+        "three succeeding steps (each checking the ones before it) failed: {done_ok:?}"
+    );
+    let done_bad = &seen["steps-bad"];
+    ensure!(
+        done_bad.failed,
+        "a failing second step did not fail the task: {done_bad:?}"
+    );
+    ensure!(
+        done_bad.failure_reason.contains("second") && !done_bad.failure_reason.contains("third"),
+        "the failure reason {:?} must name the failing step `second` (and not `third`, \
+         which must not run)",
+        done_bad.failure_reason
+    );
+    Ok(())
+}
+
 type Case = for<'a> fn(&'a dyn Harness) -> BoxFuture<'a, CaseResult>;
 
 macro_rules! cases {
@@ -560,6 +665,7 @@ pub const CASES: &[(&str, Case)] = cases![
     stop_instance_replaces_it,
     crash_is_reported,
     tasks_run_and_report,
+    task_steps_run_in_order,
     cancel_stops_task,
 ];
 

@@ -16,7 +16,7 @@ use futures::stream::BoxStream;
 use crate::events::EventBus;
 use crate::model::{
     CrashEvent, DesiredLrp, Event, Instance, InstanceState, LrpId, LrpUpdate, SchedulingInfo, Task,
-    TaskCompletion, TaskState, TaskStatus, now_unix_nanos,
+    TaskCompletion, TaskState, TaskStatus, TaskStep, now_unix_nanos, step_failure_reason,
 };
 use crate::{Error, Scheduler};
 
@@ -139,6 +139,48 @@ impl MemoryScheduler {
         };
         self.events.publish(Event::Crashed(event));
         Ok(())
+    }
+
+    /// Plays the scheduler running a task's steps: in order, each exiting
+    /// with `exit_status(step)`; the first non-zero one ends the task as
+    /// failed with [`crate::model::step_failure_reason`], else it succeeds.
+    /// A task without steps completes as its lifecycle's `exit_status`
+    /// (called with a step named `task` and the lifecycle's command).
+    pub fn run_steps(
+        &self,
+        guid: &str,
+        exit_status: impl Fn(&TaskStep) -> i32,
+    ) -> Result<(), Error> {
+        let steps = {
+            let state = self.state()?;
+            let record = state
+                .tasks
+                .get(guid)
+                .ok_or_else(|| Error::NotFound(format!("task {guid}")))?;
+            if record.task.steps.is_empty() {
+                let command = match &record.task.lifecycle {
+                    crate::model::LrpLifecycle::Docker { command, .. } => command.clone(),
+                    crate::model::LrpLifecycle::Buildpack { start_command, .. } => {
+                        vec![start_command.clone()]
+                    }
+                };
+                vec![TaskStep {
+                    name: "task".into(),
+                    command,
+                }]
+            } else {
+                record.task.steps.clone()
+            }
+        };
+        let failure = steps.iter().find_map(|step| {
+            let status = exit_status(step);
+            (status != 0)
+                .then(|| step_failure_reason(&step.name, &format!("exited with status {status}")))
+        });
+        match failure {
+            Some(reason) => self.complete_task(guid, true, &reason, ""),
+            None => self.complete_task(guid, false, "", ""),
+        }
     }
 
     /// Completes a running task, emitting a task-completed event.

@@ -80,6 +80,19 @@ pub trait Scheduler: Send + Sync + 'static {
 
     /// Runs `task` once. When it finishes, an [`Event::TaskCompleted`] is emitted.
     ///
+    /// **Steps.** A task with [`Task::steps`] (always a docker lifecycle
+    /// without a command) runs each step's command in that image, one after
+    /// another in order, each starting only once the one before exited 0.
+    /// The steps share one scratch directory, writable by the task's user,
+    /// whose path every step finds in [`crate::model::WORKSPACE_ENV`]
+    /// (`CUBE_WORKSPACE`), set by the backend over any value in the task's
+    /// environment; nothing else is shared but the environment itself. The
+    /// first step that fails ends the task: later steps never start, and the
+    /// task completes as failed with a `failure_reason` from
+    /// [`crate::model::step_failure_reason`] (`step <name> failed: …`). The
+    /// task succeeds only when every step does. Cancelling stops the running
+    /// step (and everything it started).
+    ///
     /// Errors: [`Error::Conflict`] when a task with this guid exists already;
     /// [`Error::NotSupported`] for a lifecycle the backend cannot run.
     async fn desire_task(&self, task: Task) -> Result<(), Error>;

@@ -100,3 +100,58 @@ async fn errors_come_back_as_their_variants() {
     let gone = OpiClient::new(&format!("http://127.0.0.1:{port}")).unwrap();
     assert!(matches!(gone.list().await, Err(Error::Unavailable(_))));
 }
+
+/// Cube's `steps` extension crosses the wire in order (and is absent from
+/// bodies without steps, so CC's payloads stay as they were); a bad step
+/// comes back as a 400 naming it.
+#[tokio::test]
+async fn task_steps_round_trip() {
+    let (memory, client) = start().await;
+    let mut task =
+        opi::model::validate::task("t-steps", fixture::<TaskRequest>("task.json")).unwrap();
+    let plain = serde_json::to_value(TaskRequest::from(&task)).unwrap();
+    assert!(plain.get("steps").is_none(), "{plain}");
+
+    task.lifecycle = opi::model::LrpLifecycle::Docker {
+        image: "cube/stager".into(),
+        command: Vec::new(),
+        credentials: None,
+    };
+    task.steps = ["download", "build", "upload"]
+        .into_iter()
+        .map(|name| opi::model::TaskStep {
+            name: name.into(),
+            command: vec!["cube".into(), "stage".into(), name.into()],
+        })
+        .collect();
+    let wire = serde_json::to_value(TaskRequest::from(&task)).unwrap();
+    assert_eq!(wire["steps"][1]["command"][2], "build", "{wire}");
+    client.desire_task_spec(&task).await.unwrap();
+
+    let ran = std::sync::Mutex::new(Vec::new());
+    memory
+        .run_steps("t-steps", |step| {
+            ran.lock().unwrap().push(step.command.join(" "));
+            i32::from(step.name == "build") * 2
+        })
+        .unwrap();
+    assert_eq!(
+        *ran.lock().unwrap(),
+        ["cube stage download", "cube stage build"],
+        "steps run in order and stop at the first failure"
+    );
+    let status = client.get_task("t-steps").await.unwrap();
+    assert!(status.failed);
+    assert_eq!(
+        status.failure_reason,
+        "step build failed: exited with status 2"
+    );
+
+    let mut bad = TaskRequest::from(&task);
+    bad.guid = "t-bad-steps".into();
+    bad.steps[1].name = "Build!".into();
+    match client.desire_task("t-bad-steps", &bad).await {
+        Err(Error::BadBody(message)) => assert!(message.contains("steps[1].name"), "{message}"),
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}

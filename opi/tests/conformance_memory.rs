@@ -26,12 +26,8 @@ impl Harness for MemoryHarness {
         }
     }
 
-    fn task_lifecycle(&self, _outcome: TaskOutcome) -> LrpLifecycle {
-        LrpLifecycle::Docker {
-            image: "docker.io/library/busybox:1.36".into(),
-            command: vec!["/bin/true".into()],
-            credentials: None,
-        }
+    fn task_lifecycle(&self, outcome: TaskOutcome) -> LrpLifecycle {
+        task_lifecycle(outcome)
     }
 
     async fn crash_instance(&self, id: &LrpId, index: u32, exit_status: i32) -> Result<(), String> {
@@ -41,15 +37,33 @@ impl Harness for MemoryHarness {
     }
 
     async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
-        let (failed, reason) = match outcome {
-            TaskOutcome::Succeed => (false, ""),
-            TaskOutcome::Fail => (true, "exited with status 1"),
-            TaskOutcome::RunUntilCancelled => return Ok(()),
-        };
-        self.scheduler
-            .complete_task(guid, failed, reason, "")
-            .map_err(|e| e.to_string())
+        finish(&self.scheduler, guid, outcome)
     }
+}
+
+/// `/bin/false` for a task that fails, `/bin/true` otherwise.
+fn task_lifecycle(outcome: TaskOutcome) -> LrpLifecycle {
+    let program = if outcome == TaskOutcome::Fail {
+        "/bin/false"
+    } else {
+        "/bin/true"
+    };
+    LrpLifecycle::Docker {
+        image: "docker.io/library/busybox:1.36".into(),
+        command: vec![program.into()],
+        credentials: None,
+    }
+}
+
+/// Plays the scheduler: every step (or the task's command) runs, and
+/// `/bin/false` exits 1.
+fn finish(scheduler: &MemoryScheduler, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
+    if outcome == TaskOutcome::RunUntilCancelled {
+        return Ok(());
+    }
+    scheduler
+        .run_steps(guid, |step| i32::from(step.command == ["/bin/false"]))
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::test]
@@ -62,98 +76,127 @@ async fn memory_backend_passes_the_conformance_kit() {
     .await;
 }
 
-/// The kit must be able to fail: a backend that forgets updates is caught.
-#[tokio::test]
-async fn the_kit_catches_a_backend_that_ignores_updates() {
-    struct Forgetful(MemoryScheduler);
+/// A memory backend with one fault the kit must catch.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// `update` changes nothing.
+    ForgetsUpdates,
+    /// Tasks run their lifecycle and never their steps.
+    IgnoresSteps,
+}
 
-    #[async_trait::async_trait]
-    impl Scheduler for Forgetful {
-        async fn desire(&self, lrp: opi::model::DesiredLrp) -> Result<(), opi::Error> {
-            self.0.desire(lrp).await
+struct Faulty(MemoryScheduler, Fault);
+
+#[async_trait::async_trait]
+impl Scheduler for Faulty {
+    async fn desire(&self, lrp: opi::model::DesiredLrp) -> Result<(), opi::Error> {
+        self.0.desire(lrp).await
+    }
+    async fn update(&self, id: &LrpId, update: opi::model::LrpUpdate) -> Result<(), opi::Error> {
+        if self.1 == Fault::ForgetsUpdates {
+            return self.0.get(id).await.map(drop);
         }
-        async fn update(&self, id: &LrpId, _: opi::model::LrpUpdate) -> Result<(), opi::Error> {
-            self.0.get(id).await.map(drop)
+        self.0.update(id, update).await
+    }
+    async fn get(&self, id: &LrpId) -> Result<opi::model::DesiredLrp, opi::Error> {
+        self.0.get(id).await
+    }
+    async fn list(&self) -> Result<Vec<opi::model::SchedulingInfo>, opi::Error> {
+        self.0.list().await
+    }
+    async fn stop(&self, id: &LrpId) -> Result<(), opi::Error> {
+        self.0.stop(id).await
+    }
+    async fn stop_instance(&self, id: &LrpId, index: u32) -> Result<(), opi::Error> {
+        self.0.stop_instance(id, index).await
+    }
+    async fn instances(&self, id: &LrpId) -> Result<Vec<opi::model::Instance>, opi::Error> {
+        self.0.instances(id).await
+    }
+    async fn desire_task(&self, mut task: opi::model::Task) -> Result<(), opi::Error> {
+        if self.1 == Fault::IgnoresSteps {
+            task.steps.clear();
         }
-        async fn get(&self, id: &LrpId) -> Result<opi::model::DesiredLrp, opi::Error> {
-            self.0.get(id).await
-        }
-        async fn list(&self) -> Result<Vec<opi::model::SchedulingInfo>, opi::Error> {
-            self.0.list().await
-        }
-        async fn stop(&self, id: &LrpId) -> Result<(), opi::Error> {
-            self.0.stop(id).await
-        }
-        async fn stop_instance(&self, id: &LrpId, index: u32) -> Result<(), opi::Error> {
-            self.0.stop_instance(id, index).await
-        }
-        async fn instances(&self, id: &LrpId) -> Result<Vec<opi::model::Instance>, opi::Error> {
-            self.0.instances(id).await
-        }
-        async fn desire_task(&self, task: opi::model::Task) -> Result<(), opi::Error> {
-            self.0.desire_task(task).await
-        }
-        async fn get_task(&self, guid: &str) -> Result<opi::model::TaskStatus, opi::Error> {
-            self.0.get_task(guid).await
-        }
-        async fn list_tasks(&self) -> Result<Vec<opi::model::TaskStatus>, opi::Error> {
-            self.0.list_tasks().await
-        }
-        async fn cancel_task(&self, guid: &str) -> Result<(), opi::Error> {
-            self.0.cancel_task(guid).await
-        }
-        fn events(&self) -> futures::stream::BoxStream<'static, opi::model::Event> {
-            self.0.events()
+        self.0.desire_task(task).await
+    }
+    async fn get_task(&self, guid: &str) -> Result<opi::model::TaskStatus, opi::Error> {
+        self.0.get_task(guid).await
+    }
+    async fn list_tasks(&self) -> Result<Vec<opi::model::TaskStatus>, opi::Error> {
+        self.0.list_tasks().await
+    }
+    async fn cancel_task(&self, guid: &str) -> Result<(), opi::Error> {
+        self.0.cancel_task(guid).await
+    }
+    fn events(&self) -> futures::stream::BoxStream<'static, opi::model::Event> {
+        self.0.events()
+    }
+}
+
+struct FaultyHarness(Faulty);
+
+#[async_trait::async_trait]
+impl Harness for FaultyHarness {
+    fn scheduler(&self) -> &dyn Scheduler {
+        &self.0
+    }
+    fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
+        LrpLifecycle::Docker {
+            image: "nginx".into(),
+            command: Vec::new(),
+            credentials: None,
         }
     }
-
-    struct ForgetfulHarness(Forgetful);
-
-    #[async_trait::async_trait]
-    impl Harness for ForgetfulHarness {
-        fn scheduler(&self) -> &dyn Scheduler {
-            &self.0
-        }
-        fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
-            LrpLifecycle::Docker {
-                image: "nginx".into(),
-                command: Vec::new(),
-                credentials: None,
-            }
-        }
-        fn task_lifecycle(&self, _outcome: TaskOutcome) -> LrpLifecycle {
-            self.lrp_lifecycle(0)
-        }
-        async fn crash_instance(&self, id: &LrpId, index: u32, status: i32) -> Result<(), String> {
-            self.0
-                .0
-                .crash(id, index, status, "CRASHED")
-                .map_err(|e| e.to_string())
-        }
-        async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
-            let failed = outcome == TaskOutcome::Fail;
-            self.0
-                .0
-                .complete_task(guid, failed, if failed { "exit 1" } else { "" }, "")
-                .map_err(|e| e.to_string())
-        }
-        fn patience(&self) -> std::time::Duration {
-            std::time::Duration::from_millis(200)
-        }
+    fn task_lifecycle(&self, outcome: TaskOutcome) -> LrpLifecycle {
+        task_lifecycle(outcome)
     }
+    async fn crash_instance(&self, id: &LrpId, index: u32, status: i32) -> Result<(), String> {
+        self.0
+            .0
+            .crash(id, index, status, "CRASHED")
+            .map_err(|e| e.to_string())
+    }
+    async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
+        finish(&self.0.0, guid, outcome)
+    }
+    fn patience(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(200)
+    }
+}
 
-    let outcome = tokio::spawn(conformance::run(|| async {
-        ForgetfulHarness(Forgetful(MemoryScheduler::new()))
+/// Runs the kit against a backend with `fault`; the panic message.
+async fn kit_failure(fault: Fault) -> String {
+    let outcome = tokio::spawn(conformance::run(move || async move {
+        FaultyHarness(Faulty(MemoryScheduler::new(), fault))
     }))
     .await;
-    let panic = outcome.expect_err("the kit must fail a backend that ignores updates");
-    let message = panic
+    let panic = outcome.expect_err("the kit must fail a faulty backend");
+    panic
         .into_panic()
         .downcast::<String>()
         .map(|s| *s)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// The kit must be able to fail: a backend that forgets updates is caught.
+#[tokio::test]
+async fn the_kit_catches_a_backend_that_ignores_updates() {
+    let message = kit_failure(Fault::ForgetsUpdates).await;
     assert!(
         message.contains("update_changes_only_what_it_names"),
+        "{message}"
+    );
+    assert!(!message.contains("task_steps_run_in_order"), "{message}");
+}
+
+/// … and one that runs a task's lifecycle instead of its steps.
+#[tokio::test]
+async fn the_kit_catches_a_backend_that_ignores_steps() {
+    let message = kit_failure(Fault::IgnoresSteps).await;
+    assert!(message.contains("task_steps_run_in_order"), "{message}");
+    assert!(message.contains("second"), "{message}");
+    assert!(
+        !message.contains("update_changes_only_what_it_names"),
         "{message}"
     );
 }

@@ -38,6 +38,9 @@ pub enum Error {
         /// What is wrong, naming the key.
         message: String,
     },
+    /// TLS or credential settings are unusable (names the flag and the problem).
+    #[error("{0}")]
+    Access(String),
     /// Logging could not be initialised.
     #[error("cannot set up logging: {0}")]
     Telemetry(String),

@@ -7,13 +7,17 @@
 //!   which beat an optional YAML file.
 //! - [`shutdown`]: one cancellation token per process, fired by SIGTERM or Ctrl-C.
 //! - [`serve`]: run an axum router on a bound listener until shutdown, draining
-//!   in-flight requests.
+//!   in-flight requests; [`serve_with`] serves HTTPS when configured.
+//! - [`access`]: TLS, client certificates and bearer tokens for every API,
+//!   configured once ([`access::AccessArgs`]).
 
+pub mod access;
 pub mod admin;
 pub mod config;
 pub mod error;
 pub mod shutdown;
 pub mod telemetry;
+mod tls;
 
 pub use admin::{AdminServer, Readiness, ReadyCheck};
 pub use error::Error;
@@ -52,6 +56,22 @@ pub async fn serve(
     .map_err(|source| Error::Serve { addr, source })
 }
 
+/// Serves `router` on `listener` until `shutdown` fires, over TLS when
+/// `access` has a TLS configuration (each request then carries the client's
+/// verified [`access::PeerCertificate`], if it presented one). Does not guard
+/// the router: see [`access::Access::guard`] or [`Service::serve`].
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: Shutdown,
+    access: &access::Access,
+) -> Result<(), Error> {
+    match access.tls() {
+        Some(tls) => tls::serve(listener, router, shutdown, tls.clone()).await,
+        None => serve(listener, router, shutdown).await,
+    }
+}
+
 /// What one service process (or one service inside `cube up`) shares with the
 /// admin server: its metrics registry, its readiness checks and the shutdown token.
 #[derive(Clone)]
@@ -62,6 +82,10 @@ pub struct Service {
     pub readiness: Readiness,
     /// Fired on SIGTERM/Ctrl-C; every loop and server stops when it fires.
     pub shutdown: Shutdown,
+    /// How the service's API is served and who may call it.
+    pub access: access::Access,
+    /// How the service reaches other Cube services.
+    pub client: access::ClientAccess,
 }
 
 impl Service {
@@ -76,7 +100,33 @@ impl Service {
             metrics: prometheus::Registry::new(),
             readiness: Readiness::default(),
             shutdown,
+            access: access::Access::default(),
+            client: access::ClientAccess::default(),
         }
+    }
+
+    /// The same service, served with `access` and calling others with `client`.
+    pub fn with_access(mut self, access: access::Access, client: access::ClientAccess) -> Self {
+        self.access = access;
+        self.client = client;
+        self
+    }
+
+    /// Serves `router` on `listener` until shutdown, with this service's
+    /// access: HTTPS when configured, and requests without valid credentials
+    /// refused (401/403) when credentials are required.
+    pub async fn serve(
+        &self,
+        listener: tokio::net::TcpListener,
+        router: axum::Router,
+    ) -> Result<(), Error> {
+        serve_with(
+            listener,
+            self.access.guard(router),
+            self.shutdown.clone(),
+            &self.access,
+        )
+        .await
     }
 
     /// Binds `admin_addr` and serves `/metrics`, `/healthz` and `/readyz` until shutdown.

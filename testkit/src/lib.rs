@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod apiserver;
 pub mod bbs;
 pub mod kubeconfig;

@@ -11,7 +11,7 @@ pub mod wire;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use wire::{EnvironmentVariable, Route, Routes, VolumeMount};
+pub use wire::{EnvironmentVariable, Route, Routes, TaskStep, VolumeMount};
 
 /// Identifies one LRP: a CC process guid and its version. A new version of the
 /// same process is a different LRP (it replaces the old one).
@@ -320,6 +320,28 @@ pub struct Task {
     pub disk_mb: u64,
     /// CPU weight, 0–100.
     pub cpu_weight: u8,
+    /// Steps run one after another in the lifecycle's docker image instead of
+    /// its command (empty: the lifecycle runs as it is). Validated: only with a
+    /// docker lifecycle without a command, names unique DNS-1123 labels, each
+    /// command non-empty. Every step sees [`WORKSPACE_ENV`].
+    pub steps: Vec<TaskStep>,
+}
+
+/// The variable every step of a task with steps finds its shared scratch
+/// directory in (backends set it, overriding the task's environment): the
+/// task's scratch dir on the local backend, `/workspace` (an `emptyDir`) on
+/// Kubernetes, the container's own `/tmp` on Diego.
+pub const WORKSPACE_ENV: &str = "CUBE_WORKSPACE";
+
+/// The failure reason of a task whose step `step` failed with `detail`
+/// (`step build failed: exited with status 1`), the same on every backend.
+pub fn step_failure_reason(step: &str, detail: &str) -> String {
+    format!("{}: {detail}", step_failure_prefix(step))
+}
+
+/// `step <name> failed`: what a failure reason of step `step` starts with.
+pub fn step_failure_prefix(step: &str) -> String {
+    format!("step {step} failed")
 }
 
 /// Where a task is in its life.

@@ -10,7 +10,7 @@ use super::wire::{
 };
 use super::{
     DesiredLrp, HealthCheck, HealthCheckType, Instance, LrpId, LrpLifecycle, LrpUpdate, Named,
-    RegistryCredentials, SchedulingInfo, Task, TaskStatus,
+    RegistryCredentials, SchedulingInfo, Task, TaskStatus, TaskStep,
 };
 
 /// The most instances one LRP may ask for.
@@ -433,6 +433,7 @@ pub fn task(path_guid: &str, req: TaskRequest) -> Result<Task> {
     range("cpu_weight", req.cpu_weight, 0, 100)?;
     environment_list(&req.environment)?;
     let lifecycle = lifecycle("lifecycle", &req.lifecycle)?;
+    steps(&req.steps, &lifecycle)?;
     Ok(Task {
         guid: path_guid.to_owned(),
         name: req.name,
@@ -454,7 +455,92 @@ pub fn task(path_guid: &str, req: TaskRequest) -> Result<Task> {
         memory_mb: u64::try_from(req.memory_mb).unwrap_or_default(),
         disk_mb: u64::try_from(req.disk_mb).unwrap_or_default(),
         cpu_weight: u8::try_from(req.cpu_weight).unwrap_or(100),
+        steps: req.steps,
     })
+}
+
+/// The longest step name (a DNS-1123 label: Kubernetes names containers after steps).
+pub const MAX_STEP_NAME_LEN: usize = 63;
+
+/// Checks a task's `steps`: only with a docker lifecycle whose command is
+/// empty (each step brings its own), names DNS-1123 labels (lowercase letters,
+/// digits and `-`, starting and ending alphanumeric, at most
+/// [`MAX_STEP_NAME_LEN`]) and unique, commands non-empty.
+pub fn steps(steps: &[TaskStep], lifecycle: &LrpLifecycle) -> Result<()> {
+    if steps.is_empty() {
+        return Ok(());
+    }
+    match lifecycle {
+        LrpLifecycle::Buildpack { .. } => {
+            return Err(Invalid::new(
+                "steps",
+                "need a docker_lifecycle (the image every step runs in)",
+            ));
+        }
+        LrpLifecycle::Docker { command, .. } if !command.is_empty() => {
+            return Err(Invalid::new(
+                "lifecycle.docker_lifecycle.command",
+                "must be empty when steps are given (each step has its own command)",
+            ));
+        }
+        LrpLifecycle::Docker { .. } => {}
+    }
+    let mut seen = BTreeSet::new();
+    for (i, step) in steps.iter().enumerate() {
+        let field = format!("steps[{i}].name");
+        dns_label(&field, &step.name)?;
+        if !seen.insert(step.name.as_str()) {
+            return Err(Invalid::new(
+                field,
+                format!("{:?} names an earlier step too", step.name),
+            ));
+        }
+        match step.command.first() {
+            None => {
+                return Err(Invalid::new(
+                    format!("steps[{i}].command"),
+                    "must not be empty",
+                ));
+            }
+            Some(path) if path.trim().is_empty() => {
+                return Err(Invalid::new(
+                    format!("steps[{i}].command[0]"),
+                    "must name the program to run",
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn dns_label(field: &str, value: &str) -> Result<()> {
+    if value.is_empty() {
+        return Err(Invalid::new(field, "must not be empty"));
+    }
+    if value.len() > MAX_STEP_NAME_LEN {
+        return Err(Invalid::new(
+            field,
+            format!(
+                "must be at most {MAX_STEP_NAME_LEN} characters, got {}",
+                value.len()
+            ),
+        ));
+    }
+    let edge_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let body_ok = value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !(body_ok && edge_ok(value.chars().next()) && edge_ok(value.chars().last())) {
+        return Err(Invalid::new(
+            field,
+            format!(
+                "{value:?} is not a DNS-1123 label (lowercase letters, digits and '-', \
+                 starting and ending with a letter or digit)"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Validates a staging body received at `POST /stage/{path_guid}` (served by St8ge).
@@ -613,6 +699,7 @@ impl From<&Task> for TaskRequest {
             memory_mb: i64::try_from(task.memory_mb).unwrap_or(i64::MAX),
             disk_mb: i64::try_from(task.disk_mb).unwrap_or(i64::MAX),
             cpu_weight: i64::from(task.cpu_weight),
+            steps: task.steps.clone(),
         }
     }
 }

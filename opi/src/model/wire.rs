@@ -358,6 +358,25 @@ pub struct TaskRequest {
     /// CPU weight, 0–100.
     #[serde(default, deserialize_with = "null_default")]
     pub cpu_weight: i64,
+    /// Cube's extension (CC never sends it): named commands run one after
+    /// another in the docker image, sharing a scratch workspace
+    /// (`$CUBE_WORKSPACE`). Absent or empty: the lifecycle's command runs.
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub steps: Vec<TaskStep>,
+}
+
+/// One step of a task: `{"name":"build","command":["cube","stage","build"]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStep {
+    /// Step name, a DNS-1123 label unique within the task; failure reasons name it.
+    pub name: String,
+    /// The command (path and arguments), run in the task's image.
+    #[serde(default, deserialize_with = "null_default")]
+    pub command: Vec<String>,
 }
 
 /// A `{name, value}` environment entry (tasks and staging).

@@ -459,6 +459,7 @@ fn task(guid: &str) -> Task {
         memory_mb: 64,
         disk_mb: 0,
         cpu_weight: 0,
+        steps: Vec::new(),
     }
 }
 

@@ -169,6 +169,7 @@ fn task_job() {
         memory_mb: 512,
         disk_mb: 0,
         cpu_weight: 0,
+        steps: Vec::new(),
     };
     insta::assert_json_snapshot!(task::job(&task, "acme-dev", &config()));
 }

@@ -9,7 +9,7 @@ use opi::events::EventBus;
 use opi::model::validate::Invalid;
 use opi::model::{
     DesiredLrp, Event, Instance, LrpId, LrpLifecycle, LrpUpdate, SchedulingInfo, Task, TaskState,
-    TaskStatus,
+    TaskStatus, WORKSPACE_ENV,
 };
 use opi::routing::{Endpoint, InstanceAddress, RouteSource, lrp_endpoints};
 use opi::{Error as OpiError, Scheduler};
@@ -458,17 +458,39 @@ impl Scheduler for LocalScheduler {
                 return Err(docker_not_supported(&format!("task image {image}")));
             }
         };
-        if command.trim().is_empty() {
+        if command.trim().is_empty() && task.steps.is_empty() {
             return Err(Invalid::new("lifecycle", "the task has no command to run").into());
         }
         env.push(("HOME".into(), home.display().to_string()));
         env.push(("TMPDIR".into(), scratch.display().to_string()));
         env.push(("CF_TASK_GUID".into(), task.guid.clone()));
-        let launch = Launch {
-            command,
-            cwd,
-            env,
-            log_name: format!("task/{}", task.guid),
+        let processes = if task.steps.is_empty() {
+            vec![task::TaskProcess {
+                step: None,
+                launch: Launch {
+                    command,
+                    cwd,
+                    env,
+                    log_name: format!("task/{}", task.guid),
+                },
+            }]
+        } else {
+            // Validation allows steps only with a docker lifecycle, which
+            // runs here only as the host-exec image, in the scratch dir.
+            env.retain(|(name, _)| name != WORKSPACE_ENV);
+            env.push((WORKSPACE_ENV.into(), scratch.display().to_string()));
+            task.steps
+                .iter()
+                .map(|step| task::TaskProcess {
+                    step: Some(step.name.clone()),
+                    launch: Launch {
+                        command: shell_join(&step.command),
+                        cwd: cwd.clone(),
+                        env: env.clone(),
+                        log_name: format!("task/{}/{}", task.guid, step.name),
+                    },
+                })
+                .collect()
         };
         let runtime = TaskRuntime {
             task: task.clone(),
@@ -485,7 +507,7 @@ impl Scheduler for LocalScheduler {
             }
             task::spawn(
                 &task,
-                launch,
+                processes,
                 runtime.state.clone(),
                 runtime.cancel.clone(),
                 self.inner.events.clone(),

@@ -1,9 +1,11 @@
-//! One-off tasks as local processes in a scratch directory.
+//! One-off tasks as local processes in a scratch directory: the task's
+//! command, or its steps one after another (sharing the scratch directory as
+//! `$CUBE_WORKSPACE`, stopping at the first that fails).
 
 use std::sync::{Arc, Mutex};
 
 use opi::events::EventBus;
-use opi::model::{Event, Task, TaskCompletion, TaskState};
+use opi::model::{Event, Task, TaskCompletion, TaskState, step_failure_reason};
 use tokio_util::sync::CancellationToken;
 
 use crate::process::{self, Launch};
@@ -22,11 +24,18 @@ pub(crate) fn lock(state: &Mutex<TaskState>) -> std::sync::MutexGuard<'_, TaskSt
     }
 }
 
-/// Runs `launch` for `task` until it exits or is cancelled, then records the
-/// completion and publishes it.
+/// One process of a task: its step name (`None`: the task's own command).
+pub(crate) struct TaskProcess {
+    pub step: Option<String>,
+    pub launch: Launch,
+}
+
+/// Runs `processes` for `task` one after another until one fails, all
+/// succeed, or the task is cancelled (the running process's group is
+/// killed), then records the completion and publishes it.
 pub(crate) fn spawn(
     task: &Task,
-    launch: Launch,
+    processes: Vec<TaskProcess>,
     state: Arc<Mutex<TaskState>>,
     cancel: CancellationToken,
     events: EventBus,
@@ -35,28 +44,18 @@ pub(crate) fn spawn(
     let callback = task.completion_callback.clone();
     tokio::spawn(async move {
         *lock(&state) = TaskState::Running;
-        let (failed, failure_reason) = match process::spawn(&launch) {
-            Err(e) => (true, format!("cannot start the task: {e}")),
-            Ok(mut spawned) => {
-                let outcome = tokio::select! {
-                    () = cancel.cancelled() => {
-                        spawned.terminate(process::STOP_GRACE).await;
-                        (true, "cancelled".to_owned())
-                    }
-                    exit = spawned.child.wait() => match exit {
-                        Ok(exit) if exit.success() => (false, String::new()),
-                        Ok(exit) => {
-                            let (status, _) = process::describe_exit(exit);
-                            (true, format!("exited with status {status}"))
-                        }
-                        Err(e) => (true, format!("cannot wait for the task: {e}")),
-                    },
+        let mut outcome = (false, String::new());
+        for process in &processes {
+            if let Some(failure) = run(&process.launch, &cancel).await {
+                let reason = match &process.step {
+                    Some(step) if failure != CANCELLED => step_failure_reason(step, &failure),
+                    _ => failure,
                 };
-                // Nothing the task started outlives it.
-                spawned.terminate(process::STOP_GRACE).await;
-                outcome
+                outcome = (true, reason);
+                break;
             }
-        };
+        }
+        let (failed, failure_reason) = outcome;
         *lock(&state) = TaskState::Completed {
             failed,
             failure_reason: failure_reason.clone(),
@@ -71,4 +70,35 @@ pub(crate) fn spawn(
             result: String::new(),
         }));
     });
+}
+
+/// The failure reason of a cancelled task.
+const CANCELLED: &str = "cancelled";
+
+/// Runs one process to its end; why it failed, or `None` on success.
+async fn run(launch: &Launch, cancel: &CancellationToken) -> Option<String> {
+    if cancel.is_cancelled() {
+        return Some(CANCELLED.to_owned());
+    }
+    let mut spawned = match process::spawn(launch) {
+        Ok(spawned) => spawned,
+        Err(e) => return Some(format!("cannot start the task: {e}")),
+    };
+    let failure = tokio::select! {
+        () = cancel.cancelled() => {
+            spawned.terminate(process::STOP_GRACE).await;
+            Some(CANCELLED.to_owned())
+        }
+        exit = spawned.child.wait() => match exit {
+            Ok(exit) if exit.success() => None,
+            Ok(exit) => {
+                let (status, _) = process::describe_exit(exit);
+                Some(format!("exited with status {status}"))
+            }
+            Err(e) => Some(format!("cannot wait for the task: {e}")),
+        },
+    };
+    // Nothing the process started outlives it.
+    spawned.terminate(process::STOP_GRACE).await;
+    failure
 }

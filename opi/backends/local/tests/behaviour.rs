@@ -380,3 +380,79 @@ async fn route_source_follows_instances_and_routes() {
     endpoints_until(&scheduler, &mut changes, <[_]>::is_empty).await;
     scheduler.shutdown().await;
 }
+
+/// Cancelling a task with steps kills the running step's whole process group
+/// (a background child too) and no later step starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_task_with_steps_kills_the_running_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let scheduler = start(&dir).await;
+    let mut events = scheduler.events();
+    let mut task = opi::conformance::sample_task(&Lifecycles, "stepped", TaskOutcome::Succeed);
+    task.lifecycle = LrpLifecycle::Docker {
+        image: "cube/host".into(),
+        command: Vec::new(),
+        credentials: None,
+    };
+    let sh = |script: &str| vec!["sh".to_owned(), "-c".to_owned(), script.to_owned()];
+    task.steps = vec![
+        opi::model::TaskStep {
+            name: "prepare".into(),
+            command: sh("echo ready > \"$CUBE_WORKSPACE/prepared\""),
+        },
+        opi::model::TaskStep {
+            name: "wait".into(),
+            command: sh("sleep 300 & echo $! > \"$CUBE_WORKSPACE/sleeper\"; wait"),
+        },
+        opi::model::TaskStep {
+            name: "after".into(),
+            command: sh("touch \"$CUBE_WORKSPACE/after\""),
+        },
+    ];
+    scheduler.desire_task(task).await.unwrap();
+    let workspace = dir.path().join("root/tasks/stepped");
+    let sleeper = workspace.join("sleeper");
+    eventually(PATIENCE, || async {
+        match std::fs::read_to_string(&sleeper) {
+            Ok(pid) if !pid.trim().is_empty() => Ok(()),
+            _ => Err("the second step has not started its child".to_owned()),
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        workspace.join("prepared").exists(),
+        "steps share the workspace"
+    );
+    let pid: i32 = std::fs::read_to_string(&sleeper)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    scheduler.cancel_task("stepped").await.unwrap();
+    let event = tokio::time::timeout(PATIENCE, events.next())
+        .await
+        .unwrap()
+        .unwrap();
+    let Event::TaskCompleted(done) = event else {
+        panic!("{event:?}")
+    };
+    assert!(done.failed);
+    assert_eq!(done.failure_reason, "cancelled");
+    // Killed; once its new parent reaps it, the pid is gone.
+    eventually(PATIENCE, || async {
+        match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+            Err(_) => Ok(()),
+            Ok(()) => Err(format!(
+                "the step's background child {pid} survived the cancel"
+            )),
+        }
+    })
+    .await
+    .unwrap();
+    assert!(
+        !workspace.join("after").exists(),
+        "a step ran after the cancel"
+    );
+}

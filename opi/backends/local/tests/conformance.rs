@@ -15,6 +15,9 @@ use opi::model::{LrpId, LrpLifecycle};
 use opi_local::droplet::FileDroplets;
 use opi_local::{LocalConfig, LocalScheduler};
 
+/// The image whose tasks run on the host: tasks with steps use it.
+const HOST_EXEC: &str = "cube/host-exec";
+
 struct LocalHarness {
     scheduler: LocalScheduler,
     _dir: tempfile::TempDir,
@@ -29,7 +32,7 @@ impl LocalHarness {
         let scheduler = LocalScheduler::start(
             LocalConfig {
                 root: dir.path().join("root"),
-                host_exec_image: None,
+                host_exec_image: Some(HOST_EXEC.into()),
             },
             Arc::new(FileDroplets::new(droplets)),
         )
@@ -82,6 +85,18 @@ impl Harness for LocalHarness {
             TaskOutcome::Fail => "exit 3",
             TaskOutcome::RunUntilCancelled => "sleep 300",
         })
+    }
+
+    fn steps_lifecycle(&self) -> LrpLifecycle {
+        LrpLifecycle::Docker {
+            image: HOST_EXEC.into(),
+            command: Vec::new(),
+            credentials: None,
+        }
+    }
+
+    fn step_command(&self, name: &str, before: &[&str], outcome: TaskOutcome) -> Vec<String> {
+        conformance::recording_step(name, before, outcome)
     }
 
     async fn crash_instance(&self, id: &LrpId, index: u32, exit_status: i32) -> Result<(), String> {

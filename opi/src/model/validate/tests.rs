@@ -308,3 +308,63 @@ proptest! {
         prop_assert_eq!(back.ports, ports.iter().map(|p| i64::from(*p)).collect::<Vec<_>>());
     }
 }
+
+fn stepped(steps: &[(&str, &[&str])]) -> TaskRequest {
+    let mut req: TaskRequest = fixture("task.json");
+    req.lifecycle = wire::Lifecycle {
+        docker_lifecycle: Some(wire::DockerLifecycle {
+            image: "cube/stager".into(),
+            ..wire::DockerLifecycle::default()
+        }),
+        buildpack_lifecycle: None,
+    };
+    req.steps = steps
+        .iter()
+        .map(|(name, command)| wire::TaskStep {
+            name: (*name).into(),
+            command: command.iter().map(|c| (*c).to_owned()).collect(),
+        })
+        .collect();
+    req
+}
+
+#[test]
+fn task_steps_validate() {
+    let ok = task(
+        "t1",
+        stepped(&[("download", &["d"]), ("build-2", &["b", "x"])]),
+    )
+    .unwrap();
+    assert_eq!(ok.steps.len(), 2);
+    assert_eq!(ok.steps[1].command, ["b", "x"]);
+
+    let field = |req: TaskRequest| task("t1", req).unwrap_err().field;
+    assert_eq!(
+        field(stepped(&[("a", &["x"]), ("Build", &["y"])])),
+        "steps[1].name"
+    );
+    assert_eq!(field(stepped(&[("-a", &["x"])])), "steps[0].name");
+    assert_eq!(field(stepped(&[("a-", &["x"])])), "steps[0].name");
+    assert_eq!(field(stepped(&[("", &["x"])])), "steps[0].name");
+    let long = "a".repeat(64);
+    assert_eq!(field(stepped(&[(long.as_str(), &["x"])])), "steps[0].name");
+    assert_eq!(
+        field(stepped(&[("a", &["x"]), ("a", &["y"])])),
+        "steps[1].name"
+    );
+    assert_eq!(
+        field(stepped(&[("a", &["x"]), ("b", &[])])),
+        "steps[1].command"
+    );
+    assert_eq!(field(stepped(&[("a", &[" "])])), "steps[0].command[0]");
+
+    let mut with_command = stepped(&[("a", &["x"])]);
+    if let Some(docker) = with_command.lifecycle.docker_lifecycle.as_mut() {
+        docker.command = vec!["/bin/true".into()];
+    }
+    assert_eq!(field(with_command), "lifecycle.docker_lifecycle.command");
+
+    let mut buildpack: TaskRequest = fixture("task.json");
+    buildpack.steps = stepped(&[("a", &["x"])]).steps;
+    assert_eq!(field(buildpack), "steps");
+}

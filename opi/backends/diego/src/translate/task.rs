@@ -156,6 +156,7 @@ mod tests {
             memory_mb: 256,
             disk_mb: 1024,
             cpu_weight: 50,
+            steps: Vec::new(),
         }
     }
 
