@@ -34,6 +34,8 @@ pub struct Recipe {
 pub mod env {
     /// St8ge's completion URL.
     pub const COMPLETION_URL: &str = "CUBE_COMPLETION_URL";
+    /// St8ge's log URL, where the steps send their output.
+    pub const LOGS_URL: &str = "CUBE_LOGS_URL";
     /// App bits URL.
     pub const APP_BITS_URL: &str = "CUBE_APP_BITS_URL";
     /// Buildpacks, JSON `[{name,key,url,skip_detect}]`.
@@ -120,6 +122,8 @@ pub fn step_environment(
 ) -> Result<Vec<EnvironmentVariable>, Invalid> {
     let completion = report::completion_url(&recipe.public_url, guid, &request.completion_callback)
         .map_err(|e| Invalid::new("public_url", e.to_string()))?;
+    let logs = report::logs_url(&recipe.public_url, guid)
+        .map_err(|e| Invalid::new("public_url", e.to_string()))?;
     let buildpacks = serde_json::to_string(buildpacks)
         .map_err(|e| Invalid::new("lifecycle.buildpack_lifecycle.buildpacks", e.to_string()))?;
     let var = |name: &str, value: String| EnvironmentVariable {
@@ -128,6 +132,7 @@ pub fn step_environment(
     };
     let mut vars = vec![
         var(env::COMPLETION_URL, completion.to_string()),
+        var(env::LOGS_URL, logs.to_string()),
         var(env::APP_BITS_URL, lifecycle.app_bits_download_uri.clone()),
         var(env::BUILDPACKS, buildpacks),
         var(
@@ -197,6 +202,7 @@ pub fn staging_task(
         memory_mb: u64::try_from(request.memory_mb).unwrap_or(0),
         disk_mb: u64::try_from(request.disk_mb).unwrap_or(0),
         cpu_weight: u8::try_from(request.cpu_weight.clamp(0, 100)).unwrap_or(0),
+        steps: Vec::new(),
     })
 }
 
