@@ -2,7 +2,9 @@
 //! [`kube::Client`] talks to as to a real cluster.
 //!
 //! It serves namespaces, pods (+status), secrets, StatefulSets (+status),
-//! Jobs (+status), PodDisruptionBudgets (+status) and Leases with get, list
+//! Jobs (+status), PodDisruptionBudgets (+status), Leases, Services
+//! (+status; cluster IPs allocated), Ingresses (+status) and Gateway API
+//! `HTTPRoute`s (+status) with get, list
 //! (label/field selectors, `limit`/`continue`), create, replace, merge and
 //! JSON patch, server-side apply (field managers, conflicts, `force`) and
 //! delete (preconditions, garbage collection of owned objects, namespace
@@ -27,6 +29,7 @@ mod faults;
 mod http;
 mod rbac;
 mod resources;
+mod routing;
 mod selector;
 mod store;
 mod validate;

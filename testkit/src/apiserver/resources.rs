@@ -74,7 +74,7 @@ const fn kind(
 }
 
 /// Every kind served.
-pub static KINDS: [Kind; 7] = [
+pub static KINDS: [Kind; 10] = [
     kind(
         "",
         "v1",
@@ -117,6 +117,29 @@ pub static KINDS: [Kind; 7] = [
         false,
         false,
         false,
+    ),
+    // Service names are DNS-1035 labels (checked in `routing`).
+    kind("", "v1", "services", "Service", true, true, true, false),
+    kind(
+        "networking.k8s.io",
+        "v1",
+        "ingresses",
+        "Ingress",
+        true,
+        true,
+        false,
+        true,
+    ),
+    // A CRD (Gateway API v1), served as if installed.
+    kind(
+        "gateway.networking.k8s.io",
+        "v1",
+        "httproutes",
+        "HTTPRoute",
+        true,
+        true,
+        false,
+        true,
     ),
 ];
 

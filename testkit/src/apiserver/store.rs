@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 use super::error::ApiError;
 use super::resources::{self, Kind};
 use super::selector::{FieldSelector, LabelSelector};
-use super::{apply, validate};
+use super::{apply, routing, validate};
 
 /// Where an object lives.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -392,6 +392,13 @@ impl Store {
     /// Defaults the apiserver adds on create.
     fn prepare_for_create(&self, kind: &Kind, body: &mut Value) {
         match kind.plural {
+            "services" => {
+                // A cluster IP from 10.96.0.0/12, unique per object.
+                let n = u32::try_from((self.uids + 1) % 0x000f_ffff).unwrap_or(1);
+                routing::default_service(body, || {
+                    std::net::Ipv4Addr::from(0x0a60_0000 + n).to_string()
+                });
+            }
             "pods" => {
                 if let Some(map) = body.as_object_mut() {
                     map.insert("status".into(), json!({"phase": "Pending"}));
@@ -527,7 +534,12 @@ impl Store {
                 meta.insert(k, v);
             }
             meta.remove("managedFields");
-            let mut problems = validate::object(kind, &next);
+            let mut problems = Vec::new();
+            if kind.plural == "services" {
+                routing::update_service(&current, &mut next, &mut problems);
+                routing::default_service(&mut next, String::new);
+            }
+            problems.extend(validate::object(kind, &next));
             problems.extend(validate::update(kind, &current, &next));
             if !problems.is_empty() {
                 return Err(ApiError::invalid(&kind.qualified_kind(), name, &problems));

@@ -5,12 +5,13 @@
 use serde_json::Value;
 
 use super::resources::Kind;
+use super::routing;
 
 /// One validation failure: the field path and the problem, in the
 /// apiserver's words (`spec.selector: Required value`).
 pub type Problems = Vec<String>;
 
-fn is_dns_label(name: &str) -> bool {
+pub(super) fn is_dns_label(name: &str) -> bool {
     let b = name.as_bytes();
     !name.is_empty()
         && name.len() <= 63
@@ -20,7 +21,7 @@ fn is_dns_label(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-fn is_dns_subdomain(name: &str) -> bool {
+pub(super) fn is_dns_subdomain(name: &str) -> bool {
     name.len() <= 253 && name.split('.').all(is_dns_label)
 }
 
@@ -67,7 +68,7 @@ fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     path.iter().try_fold(v, |v, k| v.get(k))
 }
 
-fn validate_labels(labels: Option<&Value>, field: &str, problems: &mut Problems) {
+pub(super) fn validate_labels(labels: Option<&Value>, field: &str, problems: &mut Problems) {
     let Some(labels) = labels else { return };
     let Some(map) = labels.as_object() else {
         problems.push(format!("{field}: Invalid value: must be a map of strings"));
@@ -133,6 +134,39 @@ fn validate_metadata(kind: &Kind, object: &Value, problems: &mut Problems) {
         "metadata.annotations",
         problems,
     );
+    validate_owner_references(at(object, &["metadata", "ownerReferences"]), problems);
+}
+
+/// Every owner reference names its owner completely; at most one is the
+/// controller.
+fn validate_owner_references(refs: Option<&Value>, problems: &mut Problems) {
+    let refs = refs
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    for (field, what) in [
+        ("apiVersion", "version"),
+        ("kind", "kind"),
+        ("name", "name"),
+        ("uid", "uid"),
+    ] {
+        if refs
+            .iter()
+            .any(|r| str_at(r, &[field]).is_none_or(str::is_empty))
+        {
+            problems.push(format!(
+                "metadata.ownerReferences.{field}: Invalid value: \"\": {what} must not be empty"
+            ));
+        }
+    }
+    let controllers = refs
+        .iter()
+        .filter(|r| r.get("controller").and_then(Value::as_bool) == Some(true))
+        .count();
+    if controllers > 1 {
+        problems.push(
+            "metadata.ownerReferences: Invalid value: only one reference can have Controller set to true".into(),
+        );
+    }
 }
 
 fn is_quantity(q: &Value) -> bool {
@@ -511,6 +545,9 @@ pub fn object(kind: &Kind, object: &Value) -> Problems {
         "jobs" => validate_job(object, &mut problems),
         "secrets" => validate_secret(object, &mut problems),
         "poddisruptionbudgets" => validate_pdb(object, &mut problems),
+        "services" => routing::service(object, &mut problems),
+        "ingresses" => routing::ingress(object, &mut problems),
+        "httproutes" => routing::http_route(object, &mut problems),
         _ => {}
     }
     problems
