@@ -21,7 +21,6 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use opi::events::EventBus;
 use opi::model::{
@@ -34,18 +33,22 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::error::K8sError;
+use crate::instances::cache::PodCache;
 use crate::names::{self, label_value};
 use crate::placements::{Known, Placements};
+use crate::routes::{Changes, RouteTable};
 use crate::translate::spec::{self, Secrets};
 use crate::translate::{self, Placement, env_secret_name, registry_secret_name};
-use crate::{instances, labels, tasks, watch};
+use crate::{labels, tasks, watch};
 
 /// The Kubernetes backend. Dropping it stops its watches.
 pub struct K8sScheduler {
     client: Client,
     config: Config,
     events: EventBus,
-    pods: Store<Pod>,
+    pub(crate) pods: Arc<PodCache>,
+    pub(crate) routes: Arc<RouteTable>,
+    pub(crate) changes: Changes,
     pods_synced: Arc<AtomicBool>,
     jobs_synced: Arc<AtomicBool>,
     placements: Arc<Placements>,
@@ -92,8 +95,12 @@ impl K8sScheduler {
         let events = EventBus::default();
         let pods_synced = Arc::new(AtomicBool::new(false));
         let jobs_synced = Arc::new(AtomicBool::new(false));
-        let (pods, pod_loop) = watch::pods(
+        let changes = Changes::default();
+        let pods = Arc::new(PodCache::new(changes.clone()));
+        let routes = Arc::new(RouteTable::new(changes.clone()));
+        let pod_loop = watch::pods(
             Self::scoped_api(&client, &config),
+            pods.clone(),
             events.clone(),
             pods_synced.clone(),
         );
@@ -104,7 +111,11 @@ impl K8sScheduler {
             jobs_synced.clone(),
         );
         let placements = Arc::new(Placements::default());
-        let set_loop = watch::statefulsets(Self::scoped_api(&client, &config), placements.clone());
+        let set_loop = watch::statefulsets(
+            Self::scoped_api(&client, &config),
+            placements.clone(),
+            routes.clone(),
+        );
         let mut watches = vec![
             tokio::spawn(pod_loop),
             tokio::spawn(job_loop),
@@ -121,6 +132,8 @@ impl K8sScheduler {
             config,
             events,
             pods,
+            routes,
+            changes,
             pods_synced,
             jobs_synced,
             placements,
@@ -153,7 +166,7 @@ impl K8sScheduler {
     }
 
     /// The pod cache, for tests and diagnostics.
-    pub fn pod_cache(&self) -> &Store<Pod> {
+    pub fn pod_cache(&self) -> &PodCache {
         &self.pods
     }
 
@@ -574,11 +587,8 @@ impl opi::Scheduler for K8sScheduler {
         let replicas = sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
         let mut found: Vec<Instance> = self
             .pods
-            .state()
-            .iter()
-            .filter(|pod| pod.metadata.namespace == namespace)
-            .filter(|pod| instances::lrp_id(pod).as_ref() == Some(id))
-            .filter_map(|pod| instances::instance(pod))
+            .instances(namespace.as_deref().unwrap_or_default(), id)
+            .into_iter()
             .filter(|instance| i64::from(instance.index) < i64::from(replicas))
             .collect();
         found.sort_by_key(|i| i.index);

@@ -1,4 +1,5 @@
-//! Pods as OPI instances, and crash detection: pure functions over `Pod`s.
+//! Pods as OPI instances, and crash detection: pure functions over the
+//! compact [`PodRecord`] the watch cache keeps of each pod.
 //!
 //! | pod                                                   | instance              |
 //! |-------------------------------------------------------|-----------------------|
@@ -13,10 +14,18 @@
 //! on purpose). Each termination is identified (container id, else finish
 //! time, else restart count) and reported once: [`observe`] remembers the last
 //! reported one in [`Seen`].
+//!
+//! The cache holds a [`PodRecord`] per pod, not the k8s-openapi `Pod`: those
+//! structs are large even when mostly empty (10,000 slimmed pods took ~80 MB).
+//! [`record`] keeps exactly what [`instance`], [`observe`] and the route
+//! source read, with the strings many pods share (process guid, version,
+//! namespace, node) interned in [`Strings`].
 
-use k8s_openapi::api::core::v1::{
-    ContainerStateTerminated, ContainerStatus, Pod, PodCondition, PodStatus,
-};
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use opi::model::{CrashEvent, Instance, InstanceState, LrpId, now_unix_nanos};
 
@@ -40,111 +49,256 @@ pub fn index(pod: &Pod) -> Option<u32> {
         .or_else(|| pod_ordinal(pod.metadata.name.as_deref()?))
 }
 
-/// The LRP a pod belongs to, from its annotations (full guid and version).
-pub fn lrp_id(pod: &Pod) -> Option<LrpId> {
-    let annotations = pod.metadata.annotations.as_ref()?;
-    Some(LrpId::new(
-        annotations.get(labels::PROCESS_GUID)?.clone(),
-        annotations.get(labels::VERSION)?.clone(),
-    ))
-}
+/// Shared copies of strings many pods carry (process guid, version,
+/// namespace, node name): each distinct value is stored once.
+#[derive(Debug, Default)]
+pub struct Strings(HashSet<Arc<str>>);
 
-fn app_container(pod: &Pod) -> Option<&ContainerStatus> {
-    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-    statuses
-        .iter()
-        .find(|s| s.name == CONTAINER)
-        .or_else(|| statuses.first())
-}
-
-fn condition<'a>(pod: &'a Pod, kind: &str) -> Option<&'a k8s_openapi::api::core::v1::PodCondition> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
-        .iter()
-        .find(|c| c.type_ == kind)
-}
-
-fn created(pod: &Pod) -> i64 {
-    pod.metadata.creation_timestamp.as_ref().map_or(0, nanos)
-}
-
-/// The annotation [`slim`] keeps a pod's node name in (never written to the
-/// cluster; it exists only in the watch cache).
-pub const CACHED_NODE: &str = "cube.internal/node-name";
-
-/// The node a pod runs on, from its spec or, for a cached pod, [`CACHED_NODE`].
-pub fn node(pod: &Pod) -> Option<String> {
-    pod.spec
-        .as_ref()
-        .and_then(|s| s.node_name.clone())
-        .or_else(|| pod.metadata.annotations.as_ref()?.get(CACHED_NODE).cloned())
-}
-
-/// Drops everything from a watched pod that instances and crash detection do
-/// not read, before it enters the cache: managed fields, the pod spec (but
-/// the node name), other annotations, images and IPs. A full pod is ~10 KB in
-/// memory; the cache of 10,000 instances must stay small.
-pub fn slim(pod: &mut Pod) {
-    let meta = &mut pod.metadata;
-    meta.managed_fields = None;
-    meta.owner_references = None;
-    meta.finalizers = None;
-    meta.generate_name = None;
-    if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.retain(|k, _| k == labels::PROCESS_GUID || k == labels::VERSION);
+impl Strings {
+    /// The shared copy of `value`.
+    pub fn intern(&mut self, value: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(value) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(value);
+        self.0.insert(shared.clone());
+        shared
     }
-    // The spec is large even when empty; its one field we read, the node,
-    // is kept as a cache-only annotation.
-    if let Some(node) = pod.spec.take().and_then(|spec| spec.node_name) {
-        meta.annotations
-            .get_or_insert_with(Default::default)
-            .insert(CACHED_NODE.to_owned(), node);
+
+    /// Forgets the values no record uses any more.
+    pub fn purge(&mut self) {
+        self.0.retain(|s| Arc::strong_count(s) > 1);
     }
-    pod.status = pod.status.take().map(|status| PodStatus {
-        phase: status.phase,
-        conditions: status.conditions.map(|conditions| {
-            conditions
-                .into_iter()
-                .map(|c| PodCondition {
-                    type_: c.type_,
-                    status: c.status,
-                    reason: c.reason,
-                    message: c.message,
-                    last_transition_time: c.last_transition_time,
-                    ..PodCondition::default()
-                })
-                .collect()
-        }),
-        container_statuses: status.container_statuses.map(|statuses| {
-            statuses
-                .into_iter()
-                .map(|c| ContainerStatus {
-                    name: c.name,
-                    ready: c.ready,
-                    restart_count: c.restart_count,
-                    started: c.started,
-                    state: c.state,
-                    last_state: c.last_state,
-                    ..ContainerStatus::default()
-                })
-                .collect()
-        }),
-        ..PodStatus::default()
+
+    /// How many distinct values are held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no value is held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The LRP a pod belongs to (full process guid and version, from its
+/// annotations).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Process {
+    /// The process guid.
+    pub guid: Arc<str>,
+    /// The version.
+    pub version: Arc<str>,
+}
+
+impl Process {
+    /// As an [`LrpId`].
+    pub fn id(&self) -> LrpId {
+        LrpId::new(&*self.guid, &*self.version)
+    }
+
+    /// Whether this is `id`.
+    pub fn is(&self, id: &LrpId) -> bool {
+        *self.guid == id.guid && *self.version == id.version
+    }
+}
+
+/// A pod condition's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// `True`.
+    True,
+    /// `False`.
+    False,
+    /// Anything else (`Unknown`).
+    Unknown,
+}
+
+/// The parts of a pod condition the backend reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// Its status.
+    pub status: Status,
+    /// Its last transition, in unix nanoseconds.
+    pub since: Option<i64>,
+    /// Its message, else its reason (kept only for `PodScheduled=False`,
+    /// the placement error).
+    pub message: Option<Box<str>>,
+}
+
+/// A termination of the app container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Termination {
+    /// Exit code.
+    pub exit_code: i32,
+    /// When it finished, in unix nanoseconds.
+    pub finished_at: Option<i64>,
+    /// The container id.
+    pub container_id: Option<Box<str>>,
+    /// The kubelet's reason (`Error`, `OOMKilled`).
+    pub reason: Option<Box<str>>,
+    /// The kubelet's message.
+    pub message: Option<Box<str>>,
+}
+
+/// The app container's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppContainer {
+    /// Restarts so far.
+    pub restart_count: i32,
+    /// Waiting in `CrashLoopBackOff`.
+    pub backoff: bool,
+    /// Its current state, when terminated.
+    pub terminated: Option<Box<Termination>>,
+    /// Its last state, when terminated.
+    pub last_terminated: Option<Box<Termination>>,
+}
+
+/// A pod as the watch cache keeps it: what instances, crash detection and
+/// routing read, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRecord {
+    /// The pod uid (the instance guid).
+    pub uid: Arc<str>,
+    /// The pod name.
+    pub name: Box<str>,
+    /// Its namespace.
+    pub namespace: Arc<str>,
+    /// The LRP it belongs to.
+    pub process: Option<Process>,
+    /// Its index.
+    pub index: Option<u32>,
+    /// Creation time, in unix nanoseconds (0 when unknown).
+    pub created: i64,
+    /// Being deleted.
+    pub deleting: bool,
+    /// Phase `Failed`.
+    pub failed: bool,
+    /// The `PodScheduled` condition.
+    pub scheduled: Option<Condition>,
+    /// The `Ready` condition.
+    pub ready: Option<Condition>,
+    /// The app container's status.
+    pub app: Option<AppContainer>,
+    /// The node it runs on.
+    pub node: Option<Arc<str>>,
+    /// Its IP.
+    pub ip: Option<IpAddr>,
+    /// The app container's ports.
+    pub ports: Box<[u16]>,
+}
+
+fn boxed(value: Option<&String>) -> Option<Box<str>> {
+    value.map(|s| Box::from(s.as_str()))
+}
+
+fn condition(conditions: Option<&Vec<PodCondition>>, kind: &str) -> Option<Condition> {
+    let c = conditions?.iter().find(|c| c.type_ == kind)?;
+    let status = match c.status.as_str() {
+        "True" => Status::True,
+        "False" => Status::False,
+        _ => Status::Unknown,
+    };
+    Some(Condition {
+        status,
+        since: c.last_transition_time.as_ref().map(nanos),
+        message: (kind == "PodScheduled" && status == Status::False)
+            .then(|| boxed(c.message.as_ref().or(c.reason.as_ref())))
+            .flatten(),
+    })
+}
+
+fn termination(t: &ContainerStateTerminated) -> Box<Termination> {
+    Box::new(Termination {
+        exit_code: t.exit_code,
+        finished_at: t.finished_at.as_ref().map(nanos),
+        container_id: boxed(t.container_id.as_ref()),
+        reason: boxed(t.reason.as_ref()),
+        message: boxed(t.message.as_ref()),
+    })
+}
+
+fn app_container(status: &ContainerStatus) -> AppContainer {
+    let state = status.state.as_ref();
+    AppContainer {
+        restart_count: status.restart_count,
+        backoff: state
+            .and_then(|s| s.waiting.as_ref())
+            .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff")),
+        terminated: state.and_then(|s| s.terminated.as_ref()).map(termination),
+        last_terminated: status
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .map(termination),
+    }
+}
+
+/// The record the cache keeps of `pod`.
+pub fn record(pod: &Pod, strings: &mut Strings) -> PodRecord {
+    let meta = &pod.metadata;
+    let annotations = meta.annotations.as_ref();
+    let process = annotations.and_then(|a| {
+        Some(Process {
+            guid: strings.intern(a.get(labels::PROCESS_GUID)?),
+            version: strings.intern(a.get(labels::VERSION)?),
+        })
     });
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    let conditions = status.and_then(|s| s.conditions.as_ref());
+    let statuses = status.and_then(|s| s.container_statuses.as_ref());
+    let app = statuses.and_then(|statuses| {
+        statuses
+            .iter()
+            .find(|s| s.name == CONTAINER)
+            .or_else(|| statuses.first())
+    });
+    let ports = spec
+        .and_then(|s| {
+            s.containers
+                .iter()
+                .find(|c| c.name == CONTAINER)
+                .or_else(|| s.containers.first())
+        })
+        .and_then(|c| c.ports.as_ref())
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| u16::try_from(p.container_port).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    PodRecord {
+        // Unique per pod: shared with the cache's key, not interned.
+        uid: Arc::from(meta.uid.as_deref().unwrap_or_default()),
+        name: Box::from(meta.name.as_deref().unwrap_or_default()),
+        namespace: strings.intern(meta.namespace.as_deref().unwrap_or_default()),
+        process,
+        index: index(pod),
+        created: meta.creation_timestamp.as_ref().map_or(0, nanos),
+        deleting: meta.deletion_timestamp.is_some(),
+        failed: status.and_then(|s| s.phase.as_deref()) == Some("Failed"),
+        scheduled: condition(conditions, "PodScheduled"),
+        ready: condition(conditions, "Ready"),
+        app: app.map(app_container),
+        node: spec
+            .and_then(|s| s.node_name.as_deref())
+            .map(|n| strings.intern(n)),
+        ip: status
+            .and_then(|s| s.pod_ip.as_deref())
+            .and_then(|ip| ip.parse().ok()),
+        ports,
+    }
 }
 
 /// The instance a pod is, or `None` for a pod being deleted or without index.
-pub fn instance(pod: &Pod) -> Option<Instance> {
-    if pod.metadata.deletion_timestamp.is_some() {
+pub fn instance(pod: &PodRecord) -> Option<Instance> {
+    if pod.deleting {
         return None;
     }
-    let index = index(pod)?;
-    let since_of = |c: Option<&k8s_openapi::api::core::v1::PodCondition>| {
-        c.and_then(|c| c.last_transition_time.as_ref())
-            .map_or_else(|| created(pod), nanos)
-    };
+    let index = pod.index?;
+    let since_of = |c: Option<&Condition>| c.and_then(|c| c.since).unwrap_or(pod.created);
     let at = |state: InstanceState, since: i64| Instance {
         index,
         since,
@@ -152,86 +306,76 @@ pub fn instance(pod: &Pod) -> Option<Instance> {
         placement_error: String::new(),
     };
 
-    let scheduled = condition(pod, "PodScheduled");
-    if let Some(c) = scheduled.filter(|c| c.status == "False") {
+    let scheduled = pod.scheduled.as_ref();
+    if let Some(c) = scheduled.filter(|c| c.status == Status::False) {
         return Some(Instance {
-            placement_error: c
-                .message
-                .clone()
-                .or_else(|| c.reason.clone())
-                .unwrap_or_else(|| "not scheduled".into()),
+            placement_error: c.message.as_deref().unwrap_or("not scheduled").to_owned(),
             ..at(InstanceState::Unclaimed, since_of(Some(c)))
         });
     }
-    if let Some(status) = app_container(pod) {
-        let state = status.state.as_ref();
-        let backoff = state
-            .and_then(|s| s.waiting.as_ref())
-            .is_some_and(|w| w.reason.as_deref() == Some("CrashLoopBackOff"));
-        let failed = state
-            .and_then(|s| s.terminated.as_ref())
-            .filter(|t| t.exit_code != 0);
-        if let Some(terminated) = failed {
-            let since = terminated
-                .finished_at
-                .as_ref()
-                .map_or_else(|| created(pod), nanos);
-            return Some(at(InstanceState::Crashed, since));
+    if let Some(app) = &pod.app {
+        if let Some(terminated) = app.terminated.as_ref().filter(|t| t.exit_code != 0) {
+            return Some(at(
+                InstanceState::Crashed,
+                terminated.finished_at.unwrap_or(pod.created),
+            ));
         }
-        if backoff {
-            let since = status
-                .last_state
+        if app.backoff {
+            let since = app
+                .last_terminated
                 .as_ref()
-                .and_then(|s| s.terminated.as_ref())
-                .and_then(|t| t.finished_at.as_ref())
-                .map_or_else(|| created(pod), nanos);
+                .and_then(|t| t.finished_at)
+                .unwrap_or(pod.created);
             return Some(at(InstanceState::Crashed, since));
         }
     }
-    if pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed") {
-        return Some(at(InstanceState::Crashed, created(pod)));
+    if pod.failed {
+        return Some(at(InstanceState::Crashed, pod.created));
     }
-    let ready = condition(pod, "Ready");
-    if ready.is_some_and(|c| c.status == "True") {
+    let ready = pod.ready.as_ref();
+    if ready.is_some_and(|c| c.status == Status::True) {
         return Some(at(InstanceState::Running, since_of(ready)));
     }
     Some(at(InstanceState::Claimed, since_of(scheduled)))
+}
+
+/// What a router needs of a pod that may take traffic: its LRP, index, IP
+/// and ports, when it is running and ready with an IP (else `None`). Two
+/// records with equal views serve the same endpoints.
+pub fn serving(pod: &PodRecord) -> Option<(&Process, u32, IpAddr, &[u16])> {
+    let running = instance(pod).is_some_and(|i| i.state == InstanceState::Running);
+    if !running {
+        return None;
+    }
+    Some((pod.process.as_ref()?, pod.index?, pod.ip?, &pod.ports))
 }
 
 /// What [`observe`] remembers of a pod between observations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Seen {
     /// The last termination reported (or deliberately skipped).
-    pub last_termination: Option<String>,
+    pub last_termination: Option<Box<str>>,
 }
 
-fn termination_key(t: &ContainerStateTerminated, restart_count: i32) -> String {
+fn termination_key(t: &Termination, restart_count: i32) -> Box<str> {
     t.container_id
         .clone()
-        .or_else(|| t.finished_at.as_ref().map(|f| nanos(f).to_string()))
-        .unwrap_or_else(|| format!("restart-{restart_count}"))
+        .or_else(|| t.finished_at.map(|f| f.to_string().into()))
+        .unwrap_or_else(|| format!("restart-{restart_count}").into())
 }
 
 /// The newest non-zero termination of the app container, its key and the
 /// crash count it makes.
-fn latest_crash(pod: &Pod) -> Option<(&ContainerStateTerminated, String, u32)> {
-    let status = app_container(pod)?;
-    let restarts = u32::try_from(status.restart_count).unwrap_or(0);
-    let current = status
-        .state
-        .as_ref()
-        .and_then(|s| s.terminated.as_ref())
-        .map(|t| (t, restarts + 1));
-    let previous = status
-        .last_state
-        .as_ref()
-        .and_then(|s| s.terminated.as_ref())
-        .map(|t| (t, restarts));
+fn latest_crash(pod: &PodRecord) -> Option<(&Termination, Box<str>, u32)> {
+    let app = pod.app.as_ref()?;
+    let restarts = u32::try_from(app.restart_count).unwrap_or(0);
+    let current = app.terminated.as_deref().map(|t| (t, restarts + 1));
+    let previous = app.last_terminated.as_deref().map(|t| (t, restarts));
     let (terminated, count) = current.or(previous)?;
     (terminated.exit_code != 0).then(|| {
         (
             terminated,
-            termination_key(terminated, status.restart_count),
+            termination_key(terminated, app.restart_count),
             count.max(1),
         )
     })
@@ -242,52 +386,59 @@ fn latest_crash(pod: &Pod) -> Option<(&ContainerStateTerminated, String, u32)> {
 /// With `report` false (a pod first seen while (re)listing after a restart of
 /// the backend) the termination is remembered without reporting, so a restart
 /// of Cube does not report old crashes again.
-pub fn observe(previous: Option<&Seen>, pod: &Pod, report: bool) -> (Seen, Option<CrashEvent>) {
+pub fn observe(
+    previous: Option<&Seen>,
+    pod: &PodRecord,
+    report: bool,
+) -> (Seen, Option<CrashEvent>) {
     let mut seen = previous.cloned().unwrap_or_default();
     let Some((terminated, key, crash_count)) = latest_crash(pod) else {
         return (seen, None);
     };
-    if seen.last_termination.as_deref() == Some(key.as_str()) {
+    if seen.last_termination.as_deref() == Some(&*key) {
         return (seen, None);
     }
     seen.last_termination = Some(key);
     // A pod being deleted (stop, scale-down, rolling update) exits with
     // SIGTERM/SIGKILL statuses on purpose: that is not a crash.
-    if !report || pod.metadata.deletion_timestamp.is_some() {
+    if !report || pod.deleting {
         return (seen, None);
     }
-    let (Some(id), Some(index)) = (lrp_id(pod), index(pod)) else {
+    let (Some(process), Some(index)) = (&pod.process, pod.index) else {
         return (seen, None);
     };
+    let instance = if pod.uid.is_empty() {
+        pod.name.to_string()
+    } else {
+        pod.uid.to_string()
+    };
     let event = CrashEvent {
-        id,
-        instance: pod
-            .metadata
-            .uid
-            .clone()
-            .or_else(|| pod.metadata.name.clone())
-            .unwrap_or_default(),
+        id: process.id(),
+        instance,
         index,
-        cell_id: node(pod).unwrap_or_default(),
+        cell_id: pod.node.as_deref().unwrap_or_default().to_owned(),
         reason: terminated
             .reason
-            .clone()
+            .as_deref()
             .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| "CRASHED".into()),
+            .unwrap_or("CRASHED")
+            .to_owned(),
         exit_status: terminated.exit_code,
         exit_description: terminated
             .message
-            .clone()
+            .as_deref()
             .filter(|m| !m.is_empty())
-            .unwrap_or_else(|| format!("exited with status {}", terminated.exit_code)),
+            .map_or_else(
+                || format!("exited with status {}", terminated.exit_code),
+                str::to_owned,
+            ),
         crash_count,
-        crash_timestamp: terminated
-            .finished_at
-            .as_ref()
-            .map_or_else(now_unix_nanos, nanos),
+        crash_timestamp: terminated.finished_at.unwrap_or_else(now_unix_nanos),
     };
     (seen, Some(event))
 }
+
+pub mod cache;
 
 #[cfg(test)]
 mod tests;

@@ -70,6 +70,7 @@ pub mod labels;
 pub mod names;
 pub mod placements;
 pub mod rbac;
+pub mod routes;
 pub mod tasks;
 pub mod translate;
 pub mod watch;

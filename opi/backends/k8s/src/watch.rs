@@ -1,14 +1,16 @@
-//! The watches behind [`crate::K8sScheduler`]: a reflector (shared cache) of
-//! LRP pods that also turns container restarts into crash events, a Job
+//! The watches behind [`crate::K8sScheduler`]: a pod watch feeding the
+//! [`PodCache`] of compact records, which also turns container restarts
+//! into crash events, a Job
 //! watch that turns finished Jobs into task-completed events, and the
-//! StatefulSet and namespace watches that keep [`Placements`] current.
+//! StatefulSet and namespace watches that keep [`Placements`] and the
+//! [`RouteTable`] current.
 //!
 //! Both loops run until their [`tokio::task::JoinHandle`] is aborted; watch
 //! errors (apiserver down, 410 Gone) are retried with backoff by
 //! kube-runtime, which relists and hands us `Init…InitDone` again.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -19,68 +21,53 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{NamespaceResourceScope, Resource as _};
 use kube::api::{Patch, PatchParams};
-use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use opi::events::EventBus;
 use opi::model::Event;
 
-use crate::instances::{Seen, observe};
+use crate::instances::cache::PodCache;
 use crate::labels;
 use crate::placements::Placements;
+use crate::routes::RouteTable;
 
 /// Field manager of the completion-reported annotation: a separate manager
 /// so this one-field apply never touches the fields `cube` owns.
 pub const COMPLETION_MANAGER: &str = "cube-task-completion";
 
-/// Starts the pod reflector; returns its store and the loop to spawn.
+/// Pods per page while (re)listing: each page is decoded whole (full pods,
+/// ~10 KB each) before it becomes records, so this bounds a relist's
+/// transient memory.
+const LIST_PAGE: u32 = 100;
+
+/// The pod watch loop: keeps `cache` equal to the LRP pods in scope and
+/// publishes their crashes.
 pub fn pods(
     api: Api<Pod>,
+    cache: Arc<PodCache>,
     events: EventBus,
     synced: Arc<AtomicBool>,
-) -> (
-    Store<Pod>,
-    impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (store, writer) = reflector::store();
-    let config = watcher::Config::default().labels(&format!(
-        "{}={}",
-        labels::SOURCE_TYPE,
-        labels::SOURCE_APP
-    ));
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(crate::instances::slim)
-        .reflect(writer);
-    let task = async move {
-        let mut seen: HashMap<String, Seen> = HashMap::new();
-        let mut listed: HashSet<String> = HashSet::new();
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let config = watcher::Config::default()
+        .labels(&format!("{}={}", labels::SOURCE_TYPE, labels::SOURCE_APP))
+        .page_size(LIST_PAGE);
+    let stream = watcher(api, config).default_backoff();
+    async move {
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(watcher::Event::Init) => listed.clear(),
+                Ok(watcher::Event::Init) => cache.relisting(),
                 Ok(watcher::Event::InitApply(pod)) => {
-                    let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    let previous = seen.get(&uid);
-                    // A pod first met while listing may show a crash from
-                    // before Cube started: remember it, do not report it.
-                    let report = previous.is_some();
-                    let (next, crash) = observe(previous, &pod, report);
-                    seen.insert(uid.clone(), next);
-                    listed.insert(uid);
-                    if let Some(crash) = crash {
+                    if let Some(crash) = cache.apply(&pod, true) {
                         events.publish(Event::Crashed(crash));
                     }
                 }
                 Ok(watcher::Event::InitDone) => {
-                    seen.retain(|uid, _| listed.contains(uid));
+                    cache.listed();
                     synced.store(true, Ordering::SeqCst);
                 }
                 Ok(watcher::Event::Apply(pod)) => {
-                    let uid = pod.metadata.uid.clone().unwrap_or_default();
-                    let (next, crash) = observe(seen.get(&uid), &pod, true);
-                    seen.insert(uid, next);
-                    if let Some(crash) = crash {
+                    if let Some(crash) = cache.apply(&pod, false) {
                         tracing::info!(
                             process_guid = %crash.id,
                             index = crash.index,
@@ -90,14 +77,11 @@ pub fn pods(
                         events.publish(Event::Crashed(crash));
                     }
                 }
-                Ok(watcher::Event::Delete(pod)) => {
-                    seen.remove(&pod.metadata.uid.clone().unwrap_or_default());
-                }
+                Ok(watcher::Event::Delete(pod)) => cache.delete(&pod),
                 Err(error) => tracing::warn!(%error, "pod watch failed; retrying"),
             }
         }
-    };
-    (store, task)
+    }
 }
 
 /// The Job watch loop: reports each finished task once and marks its Job.
@@ -208,12 +192,14 @@ impl kube::Resource for StatefulSetMeta {
 }
 
 /// The StatefulSet watch loop: keeps `placements` equal to every StatefulSet
-/// in scope. Not filtered by label, so that the collision check also sees
-/// StatefulSets Cube did not write; only names and the process guid
-/// annotation are kept.
+/// in scope, and `routes` equal to the routes of Cube's ones. Not filtered
+/// by label, so that the collision check also sees StatefulSets Cube did
+/// not write; only names, the process guid, the app guid and the routes are
+/// kept.
 pub fn statefulsets(
     api: Api<StatefulSetMeta>,
     placements: Arc<Placements>,
+    routes: Arc<RouteTable>,
 ) -> impl std::future::Future<Output = ()> + Send + 'static {
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     async move {
@@ -226,8 +212,12 @@ pub fn statefulsets(
                 )
             };
             match event {
-                Ok(watcher::Event::Init) => placements.statefulsets_relisting(),
+                Ok(watcher::Event::Init) => {
+                    placements.statefulsets_relisting();
+                    routes.relisting();
+                }
                 Ok(watcher::Event::InitApply(sts) | watcher::Event::Apply(sts)) => {
+                    routes.seen(&sts.metadata);
                     let guid = sts
                         .metadata
                         .annotations
@@ -236,8 +226,14 @@ pub fn statefulsets(
                         .cloned();
                     placements.statefulset_seen(location(&sts), guid);
                 }
-                Ok(watcher::Event::InitDone) => placements.statefulsets_listed(),
-                Ok(watcher::Event::Delete(sts)) => placements.statefulset_gone(&location(&sts)),
+                Ok(watcher::Event::InitDone) => {
+                    placements.statefulsets_listed();
+                    routes.listed();
+                }
+                Ok(watcher::Event::Delete(sts)) => {
+                    routes.gone(&sts.metadata);
+                    placements.statefulset_gone(&location(&sts));
+                }
                 Err(error) => tracing::warn!(%error, "StatefulSet watch failed; retrying"),
             }
         }

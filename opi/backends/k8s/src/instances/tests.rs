@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
+    Container, ContainerPort, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, Pod, PodCondition, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -112,15 +112,19 @@ fn with_container(
     pod
 }
 
+fn rec(pod: &Pod) -> PodRecord {
+    record(pod, &mut Strings::default())
+}
+
 fn state_of(pod: &Pod) -> InstanceState {
-    instance(pod).map_or(InstanceState::Unknown, |i| i.state)
+    instance(&rec(pod)).map_or(InstanceState::Unknown, |i| i.state)
 }
 
 #[test]
 fn a_ready_pod_is_running_since_it_became_ready() {
     let pod = with_condition(pod(2), "PodScheduled", "True", 110, "");
     let pod = with_condition(pod, "Ready", "True", 120, "");
-    let got = instance(&pod).expect("an instance");
+    let got = instance(&rec(&pod)).expect("an instance");
     assert_eq!(got.index, 2);
     assert_eq!(got.state, InstanceState::Running);
     assert_eq!(got.since, 120_000_000_000);
@@ -138,7 +142,7 @@ fn a_created_pod_that_is_not_ready_is_claimed() {
 fn an_unschedulable_pod_is_unclaimed_with_the_scheduler_message() {
     let message = "0/3 nodes are available: 3 Insufficient memory.";
     let pod = with_condition(pod(0), "PodScheduled", "False", 110, message);
-    let got = instance(&pod).expect("an instance");
+    let got = instance(&rec(&pod)).expect("an instance");
     assert_eq!(got.state, InstanceState::Unclaimed);
     assert_eq!(got.placement_error, message);
 }
@@ -158,17 +162,17 @@ fn crash_looping_and_failed_containers_are_crashed() {
 fn pods_being_deleted_are_not_instances() {
     let mut pod = pod(0);
     pod.metadata.deletion_timestamp = Some(time(200));
-    assert_eq!(instance(&pod), None);
+    assert_eq!(instance(&rec(&pod)), None);
 }
 
 #[test]
 fn a_restart_after_a_non_zero_exit_is_one_crash() {
     let up = with_container(pod(1), running(), None, 0);
-    let (seen, crash) = observe(None, &up, true);
+    let (seen, crash) = observe(None, &rec(&up), true);
     assert_eq!(crash, None);
 
     let down = with_container(pod(1), terminated(3, 130, "c1"), None, 0);
-    let (seen, crash) = observe(Some(&seen), &down, true);
+    let (seen, crash) = observe(Some(&seen), &rec(&down), true);
     let crash = crash.expect("a crash");
     assert_eq!(crash.id, LrpId::new("guid", "v1"));
     assert_eq!(crash.index, 1);
@@ -181,12 +185,12 @@ fn a_restart_after_a_non_zero_exit_is_one_crash() {
 
     // The kubelet restarts it: the same termination is now the last state.
     let restarted = with_container(pod(1), running(), Some(terminated(3, 130, "c1")), 1);
-    let (seen, crash) = observe(Some(&seen), &restarted, true);
+    let (seen, crash) = observe(Some(&seen), &rec(&restarted), true);
     assert_eq!(crash, None, "the same termination is reported once");
 
     // It crashes again and is seen only after the next restart.
     let again = with_container(pod(1), backoff(), Some(terminated(137, 160, "c2")), 2);
-    let (_, crash) = observe(Some(&seen), &again, true);
+    let (_, crash) = observe(Some(&seen), &rec(&again), true);
     let crash = crash.expect("the second crash");
     assert_eq!((crash.exit_status, crash.crash_count), (137, 2));
     assert_eq!(crash.reason, "OOMKilled");
@@ -195,9 +199,9 @@ fn a_restart_after_a_non_zero_exit_is_one_crash() {
 #[test]
 fn old_crashes_of_pods_first_seen_while_listing_are_not_reported() {
     let old = with_container(pod(0), running(), Some(terminated(1, 130, "c1")), 1);
-    let (seen, crash) = observe(None, &old, false);
+    let (seen, crash) = observe(None, &rec(&old), false);
     assert_eq!(crash, None);
-    let (_, crash) = observe(Some(&seen), &old, true);
+    let (_, crash) = observe(Some(&seen), &rec(&old), true);
     assert_eq!(crash, None);
 }
 
@@ -205,13 +209,13 @@ fn old_crashes_of_pods_first_seen_while_listing_are_not_reported() {
 fn containers_killed_because_their_pod_is_deleted_are_not_crashes() {
     let mut stopping = with_container(pod(0), terminated(143, 130, "c1"), None, 0);
     stopping.metadata.deletion_timestamp = Some(time(129));
-    assert_eq!(observe(None, &stopping, true).1, None);
+    assert_eq!(observe(None, &rec(&stopping), true).1, None);
 }
 
 #[test]
 fn clean_exits_are_not_crashes() {
     let pod = with_container(pod(0), running(), Some(terminated(0, 130, "c1")), 1);
-    assert_eq!(observe(None, &pod, true).1, None);
+    assert_eq!(observe(None, &rec(&pod), true).1, None);
 }
 
 proptest! {
@@ -233,7 +237,7 @@ proptest! {
                 with_container(pod(0), running(), Some(terminated(*exit, finished, &id)), restarts + 1);
             for state in [dying, restarted] {
                 for _ in 0..repeats[n] {
-                    let (next, crash) = observe(seen.as_ref(), &state, true);
+                    let (next, crash) = observe(seen.as_ref(), &rec(&state), true);
                     seen = Some(next);
                     crashes.extend(crash);
                 }
@@ -247,52 +251,124 @@ proptest! {
     }
 }
 
-/// Slimming a pod for the cache changes nothing the backend reads from it.
+fn with_network(mut pod: Pod, ip: &str, ports: &[i32]) -> Pod {
+    pod.status.get_or_insert_with(PodStatus::default).pod_ip = Some(ip.into());
+    pod.spec.get_or_insert_with(PodSpec::default).containers = vec![Container {
+        name: CONTAINER.into(),
+        image: Some("nginx:1.27".into()),
+        ports: Some(
+            ports
+                .iter()
+                .map(|p| ContainerPort {
+                    container_port: *p,
+                    ..ContainerPort::default()
+                })
+                .collect(),
+        ),
+        ..Container::default()
+    }];
+    pod
+}
+
+fn ready(pod: Pod) -> Pod {
+    let pod = with_condition(pod, "PodScheduled", "True", 110, "");
+    with_container(
+        with_condition(pod, "Ready", "True", 120, ""),
+        running(),
+        None,
+        0,
+    )
+}
+
+/// The record keeps what instances, crashes and routes read, and nothing
+/// else: a pod with more metadata, spec and status makes the same record.
 #[test]
-fn slim_pods_read_the_same() {
-    let cases = vec![
-        with_container(pod(1), running(), None, 0),
-        with_condition(
-            pod(2),
-            "PodScheduled",
-            "False",
-            110,
-            "0/3 nodes are available",
-        ),
-        with_container(pod(3), backoff(), Some(terminated(137, 160, "c2")), 2),
-        with_condition(
-            with_container(pod(4), running(), None, 0),
-            "Ready",
-            "True",
-            120,
-            "",
-        ),
-    ];
-    for full in cases {
-        let mut slim_pod = full.clone();
-        let mut fat = full.clone();
-        fat.metadata
-            .annotations
-            .get_or_insert_with(Default::default)
-            .insert("cloudfoundry.org/lrp".into(), "x".repeat(4096));
-        fat.spec.get_or_insert_with(PodSpec::default).hostname = Some("h".into());
-        slim(&mut slim_pod);
-        let mut slim_fat = fat.clone();
-        slim(&mut slim_fat);
-        assert_eq!(instance(&slim_pod), instance(&full));
-        assert_eq!(lrp_id(&slim_pod), lrp_id(&full));
-        assert_eq!(index(&slim_pod), index(&full));
-        assert_eq!(slim_fat, slim_pod, "everything else is dropped");
-        let before = observe(None, &full, true);
-        let after = observe(None, &slim_pod, true);
-        assert_eq!(before.1, after.1);
-        let (seen, _) = before;
-        let restarted = with_container(full.clone(), running(), Some(terminated(3, 200, "c9")), 3);
-        let mut restarted_slim = restarted.clone();
-        slim(&mut restarted_slim);
-        assert_eq!(
-            observe(Some(&seen), &restarted, true).1,
-            observe(Some(&seen), &restarted_slim, true).1
-        );
+fn records_keep_only_what_the_backend_reads() {
+    let full = with_network(ready(pod(3)), "10.1.2.3", &[8080, 9090]);
+    let got = rec(&full);
+    assert_eq!(got.uid.as_ref(), "uid-3");
+    assert_eq!(got.name.as_ref(), "myapp-3");
+    assert_eq!(got.index, Some(3));
+    assert_eq!(
+        got.process.as_ref().map(Process::id),
+        Some(LrpId::new("guid", "v1"))
+    );
+    assert_eq!(got.node.as_deref(), Some("node-a"));
+    assert_eq!(got.ip, "10.1.2.3".parse().ok());
+    assert_eq!(got.ports.as_ref(), &[8080, 9090]);
+
+    let mut fat = full.clone();
+    fat.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert("cloudfoundry.org/lrp".into(), "x".repeat(4096));
+    fat.metadata.generate_name = Some("myapp-".into());
+    if let Some(spec) = fat.spec.as_mut() {
+        spec.hostname = Some("myapp-3".into());
+        spec.containers.push(Container {
+            name: "sidecar".into(),
+            ports: Some(vec![ContainerPort {
+                container_port: 15000,
+                ..ContainerPort::default()
+            }]),
+            ..Container::default()
+        });
     }
+    if let Some(status) = fat.status.as_mut() {
+        status.host_ip = Some("10.0.0.1".into());
+        status.qos_class = Some("Guaranteed".into());
+    }
+    assert_eq!(rec(&fat), got);
+}
+
+/// Pods of one process share one copy of its guid, version, namespace and
+/// node; purging drops the copies no record holds any more.
+#[test]
+fn records_share_interned_strings() {
+    let mut strings = Strings::default();
+    let mut first = pod(0);
+    first.metadata.namespace = Some("acme-dev".into());
+    let mut second = pod(1);
+    second.metadata.namespace = Some("acme-dev".into());
+    let (a, b) = (record(&first, &mut strings), record(&second, &mut strings));
+    let (pa, pb) = (a.process.clone(), b.process.clone());
+    let (Some(pa), Some(pb)) = (pa, pb) else {
+        panic!("both pods belong to an LRP");
+    };
+    assert!(Arc::ptr_eq(&pa.guid, &pb.guid));
+    assert!(Arc::ptr_eq(&pa.version, &pb.version));
+    assert!(Arc::ptr_eq(&a.namespace, &b.namespace));
+    assert!(!Arc::ptr_eq(&a.uid, &b.uid));
+    assert_eq!(strings.len(), 4, "guid, version, namespace, node");
+    drop((a, pa));
+    strings.purge();
+    assert_eq!(strings.len(), 4, "the second record still holds them");
+    drop((b, pb));
+    strings.purge();
+    assert!(strings.is_empty());
+}
+
+/// Only running, ready pods with an IP take traffic.
+#[test]
+fn ready_pods_with_an_ip_are_serving() {
+    let up = rec(&with_network(ready(pod(2)), "10.0.0.7", &[8080]));
+    let (process, index, ip, ports) = serving(&up).expect("serving");
+    assert_eq!(process.id(), LrpId::new("guid", "v1"));
+    assert_eq!((index, ports), (2, &[8080][..]));
+    assert_eq!(ip.to_string(), "10.0.0.7");
+
+    let no_ip = rec(&with_network(ready(pod(2)), "", &[8080]));
+    assert_eq!(serving(&no_ip), None);
+    let not_ready = rec(&with_network(pod(2), "10.0.0.7", &[8080]));
+    assert_eq!(serving(&not_ready), None);
+    let crashed = with_container(
+        with_network(ready(pod(2)), "10.0.0.7", &[8080]),
+        backoff(),
+        Some(terminated(1, 130, "c1")),
+        1,
+    );
+    assert_eq!(serving(&rec(&crashed)), None);
+    let mut stopping = with_network(ready(pod(2)), "10.0.0.7", &[8080]);
+    stopping.metadata.deletion_timestamp = Some(time(200));
+    assert_eq!(serving(&rec(&stopping)), None);
 }
