@@ -357,6 +357,7 @@ fn push_options(name: &str, dir: &Path) -> PushOptions {
         staging_timeout: Duration::from_secs(30),
         start_timeout: Duration::from_secs(30),
         poll_interval: Duration::from_millis(20),
+        staging_logs: false,
     }
 }
 

@@ -92,6 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         staging_timeout: Duration::from_secs(args.staging_timeout),
         start_timeout: Duration::from_secs(args.start_timeout),
         poll_interval: Duration::from_millis(500),
+        staging_logs: !args.no_wait,
     };
     let app = cc::push::push(&sim, opi.as_ref(), options, &mut |line| println!("{line}")).await?;
     println!();

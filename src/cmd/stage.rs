@@ -59,6 +59,10 @@ struct Common {
     /// St8ge's URL to report the outcome to; without it the outcome is printed.
     #[arg(long)]
     completion_url: Option<reqwest::Url>,
+
+    /// St8ge's URL to send the step's output to, as it is printed.
+    #[arg(long)]
+    logs_url: Option<reqwest::Url>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +96,7 @@ impl Common {
         StepConfig {
             workspace: Workspace::new(self.workspace.clone()),
             completion_url: self.completion_url.clone(),
+            logs_url: self.logs_url.clone(),
         }
     }
 }

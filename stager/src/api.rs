@@ -5,6 +5,8 @@
 //! | `POST /stage/{staging_guid}` | validate (400 naming the field); buildpack apps: desire the staging task through OPI; Docker apps: read the image config and report in the background. 202 |
 //! | `DELETE /stage/{staging_guid}` | cancel the staging task (404 if none); OPI's failed-task callback then reports the cancellation. 204 |
 //! | `POST /stage/{staging_guid}/completed?cc_callback=URL` | a step's `{result}`/`{error}`, or OPI's task callback; forwarded to CC. 200; 422 when CC refuses for good, 502 when it cannot be reached |
+//! | `POST /stage/{staging_guid}/logs` | the steps' output lines (newline-separated text) appended to the staging's log. 204; 404 for an unknown staging |
+//! | `GET /stage/{staging_guid}/logs[?follow=false]` | the staging's log from its start (chunked `text/plain`), following until the staging completed ([`crate::logs`]). 404 for an unknown staging |
 //! | `GET /buildpacks` | the shipped buildpacks in detection order, with their URLs |
 //! | `GET /buildpacks/{name}.zip` | a shipped buildpack as a zip |
 //!
@@ -26,6 +28,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::buildpacks::Shipped;
+use crate::logs::Logs;
 use crate::recipe::{self, Recipe};
 use crate::report::{self, Incoming};
 use crate::{Error, Result, docker};
@@ -81,6 +84,8 @@ pub struct Api {
     pub cc_url: Option<Url>,
     /// Counters.
     pub metrics: Metrics,
+    /// The stagings' output ([`crate::logs`]).
+    pub logs: Logs,
 }
 
 /// The router.
@@ -88,6 +93,10 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/stage/{staging_guid}", post(stage).delete(cancel))
         .route("/stage/{staging_guid}/completed", post(completed))
+        .route(
+            "/stage/{staging_guid}/logs",
+            post(logs::append).get(logs::read),
+        )
         .route("/buildpacks", get(list_buildpacks))
         .route("/buildpacks/{file}", get(buildpack_zip))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -138,10 +147,16 @@ async fn stage(
     }
     opi::model::validate::staging(&guid, &request).map_err(|e| Error::Invalid(e.to_string()))?;
     api.check_callback("completion_callback", &request.completion_callback)?;
+    let opened = api.logs.open(&guid);
     if let Some(docker) = request.lifecycle.docker_lifecycle.clone() {
         api.metrics.stagings.with_label_values(&["docker"]).inc();
         let callback = request.completion_callback.clone();
         let metrics = api.metrics.clone();
+        let logs = api.logs.clone();
+        logs.append(
+            &guid,
+            &format!("-----> Reading the config of image {}", docker.image),
+        );
         tokio::spawn(async move {
             let completion = match docker::stage(
                 &docker.image,
@@ -153,9 +168,16 @@ async fn stage(
                 Ok(result) => StagingCompletion::Succeeded(result),
                 Err(error) => StagingCompletion::Failed(error),
             };
+            if let StagingCompletion::Failed(error) = &completion {
+                logs.append(
+                    &guid,
+                    &format!("-----> Staging failed ({}): {}", error.id, error.message),
+                );
+            }
             if let Err(error) = forward(&metrics, &callback, &completion).await {
                 tracing::warn!(staging_guid = %guid, %error, "cannot report docker staging to CC");
             }
+            logs.finish(&guid);
         });
         return Ok(StatusCode::ACCEPTED.into_response());
     }
@@ -165,9 +187,17 @@ async fn stage(
         .as_ref()
         .map(|bp| bp.buildpacks.clone())
         .unwrap_or_default();
-    let task = recipe::staging_task(&api.recipe, &guid, &request, &buildpacks)
-        .map_err(|e| Error::Invalid(e.to_string()))?;
-    api.opi.desire_task_spec(&task).await?;
+    let desired = async {
+        let task = recipe::staging_task(&api.recipe, &guid, &request, &buildpacks)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        api.opi.desire_task_spec(&task).await.map_err(Error::from)
+    };
+    if let Err(error) = desired.await {
+        if opened {
+            api.logs.remove(&guid);
+        }
+        return Err(error);
+    }
     api.metrics.stagings.with_label_values(&["buildpack"]).inc();
     tracing::info!(staging_guid = %guid, app = %request.app_name, buildpacks = buildpacks.len(), "staging task desired");
     Ok(StatusCode::ACCEPTED.into_response())
@@ -207,14 +237,28 @@ async fn completed(
             .with_label_values(&["ignored"])
             .inc();
         tracing::debug!(staging_guid = %guid, "staging task finished; its outcome was reported by the task");
+        api.logs.finish(&guid);
         return Ok(StatusCode::OK);
     };
     if let StagingCompletion::Failed(error) = &completion {
+        if matches!(incoming, Incoming::Task(_)) {
+            // The task died before it could say so itself.
+            api.logs.append(
+                &guid,
+                &format!("-----> Staging failed ({}): {}", error.id, error.message),
+            );
+        }
         tracing::info!(staging_guid = %guid, id = %error.id, message = %error.message, "staging failed");
     } else {
         tracing::info!(staging_guid = %guid, "staging succeeded");
     }
-    forward(&api.metrics, &callback, &completion).await?;
+    let forwarded = forward(&api.metrics, &callback, &completion).await;
+    // CC has the outcome (or refused it for good): the log is complete. When
+    // CC cannot be reached the reporter retries, and the log stays open.
+    if !matches!(forwarded, Err(Error::Upstream(_))) {
+        api.logs.finish(&guid);
+    }
+    forwarded?;
     Ok(StatusCode::OK)
 }
 
@@ -280,5 +324,6 @@ async fn buildpack_zip(State(api): State<Arc<Api>>, Path(file): Path<String>) ->
     Ok(([(header::CONTENT_TYPE, "application/zip")], bytes).into_response())
 }
 
+mod logs;
 #[cfg(test)]
 mod tests;

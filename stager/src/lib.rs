@@ -15,6 +15,8 @@
 pub mod api;
 mod error;
 pub mod lifecycle;
+pub mod logs;
+pub mod output;
 pub mod service;
 pub mod zip;
 

@@ -25,6 +25,17 @@ pub fn completion_url(public_url: &Url, staging_guid: &str, cc_callback: &str) -
     Ok(url)
 }
 
+/// St8ge's URL the steps send their output to: `{public_url}/stage/{guid}/logs`.
+pub fn logs_url(public_url: &Url, staging_guid: &str) -> Result<Url> {
+    let mut url = public_url.clone();
+    url.path_segments_mut()
+        .map_err(|()| Error::Config(format!("public URL {public_url} cannot take a path")))?
+        .pop_if_empty()
+        .extend(["stage", staging_guid, "logs"]);
+    url.set_query(None);
+    Ok(url)
+}
+
 /// What arrived at `…/completed`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {

@@ -88,6 +88,7 @@ pub fn api(config: &Config, listen: std::net::SocketAddr, metrics: Metrics) -> R
         shipped,
         cc_url: config.cc_url.clone(),
         metrics,
+        logs: crate::logs::Logs::default(),
     })
 }
 
@@ -102,6 +103,14 @@ pub async fn run(
         .map_err(|e| Error::Config(format!("listener: {e}")))?;
     let metrics = Metrics::register(&service.metrics)?;
     let api = Arc::new(api(&config, addr, metrics)?);
+    // Followers of staging logs end at shutdown, so draining does not wait
+    // for stagings to finish.
+    let logs = api.logs.clone();
+    let shutdown = service.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        logs.close();
+    });
     tracing::info!(api = %addr, public = %api.recipe.public_url, opi = %config.opi_url, "St8ge started");
     cube_runtime::serve(listener, api::router(api), service.shutdown.clone())
         .await

@@ -74,6 +74,29 @@ impl SimClient {
         .await
     }
 
+    /// The latest build's staging log, following it until staging completed
+    /// (at most `timeout`); read it with [`StagingLog::next_line`].
+    pub async fn staging_logs(&self, name: &str, timeout: Duration) -> Result<StagingLog> {
+        let url = crate::client::urls::join(&self.base, &format!("/sim/apps/{name}/staging_logs"));
+        let response = self
+            .http
+            .get(url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        if !status.is_success() {
+            let bytes = response.bytes().await.unwrap_or_default();
+            return Err(Error::Push(error_message(&bytes)));
+        }
+        Ok(StagingLog {
+            response,
+            pending: Vec::new(),
+            ended: false,
+        })
+    }
+
     /// Starts an app.
     pub async fn start(&self, name: &str) -> Result<AppView> {
         self.call(Method::POST, &format!("/sim/apps/{name}/start"), None)
@@ -127,13 +150,7 @@ impl SimClient {
         if let Some(body) = body {
             request = request.body(body);
         }
-        let response = request.send().await.map_err(|e| {
-            Error::Push(format!(
-                "cannot reach CC at {}: {}",
-                crate::client::urls::redact(&self.base),
-                root_cause(&e)
-            ))
-        })?;
+        let response = request.send().await.map_err(|e| self.unreachable(&e))?;
         let status = response.status();
         let bytes = response
             .bytes()
@@ -142,11 +159,60 @@ impl SimClient {
         if status.is_success() {
             return Ok(bytes);
         }
-        let message = match serde_json::from_slice::<CcErrorBody>(&bytes) {
-            Ok(body) => body.description,
-            Err(_) => String::from_utf8_lossy(&bytes).trim().to_owned(),
-        };
-        Err(Error::Push(message))
+        Err(Error::Push(error_message(&bytes)))
+    }
+
+    fn unreachable(&self, error: &reqwest::Error) -> Error {
+        Error::Push(format!(
+            "cannot reach CC at {}: {}",
+            crate::client::urls::redact(&self.base),
+            root_cause(error)
+        ))
+    }
+}
+
+/// CC's error description, or the body as text.
+fn error_message(bytes: &[u8]) -> String {
+    match serde_json::from_slice::<CcErrorBody>(bytes) {
+        Ok(body) => body.description,
+        Err(_) => String::from_utf8_lossy(bytes).trim().to_owned(),
+    }
+}
+
+/// A staging log being read line by line as the stager sends it.
+#[derive(Debug)]
+pub struct StagingLog {
+    response: reqwest::Response,
+    pending: Vec<u8>,
+    ended: bool,
+}
+
+impl StagingLog {
+    /// The next line (without its newline); `None` once staging completed.
+    pub async fn next_line(&mut self) -> Result<Option<String>> {
+        loop {
+            if let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=end).collect();
+                return Ok(Some(String::from_utf8_lossy(&line[..end]).into_owned()));
+            }
+            if self.ended {
+                if self.pending.is_empty() {
+                    return Ok(None);
+                }
+                let line = std::mem::take(&mut self.pending);
+                return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+            }
+            match self.response.chunk().await {
+                Ok(Some(chunk)) => self.pending.extend_from_slice(&chunk),
+                Ok(None) => self.ended = true,
+                Err(e) => {
+                    return Err(Error::Push(format!(
+                        "reading the staging log: {}",
+                        root_cause(&e)
+                    )));
+                }
+            }
+        }
     }
 }
 

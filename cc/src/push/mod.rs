@@ -9,7 +9,7 @@ mod zip;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use client::SimClient;
+pub use client::{SimClient, StagingLog};
 pub use instances::{Instance, InstancesResponse, OpiClient};
 pub use zip::zip_dir;
 
@@ -42,6 +42,8 @@ pub struct PushOptions {
     pub start_timeout: Duration,
     /// How often to poll.
     pub poll_interval: Duration,
+    /// Print the staging output as it happens (`cf push` does; `--no-wait` not).
+    pub staging_logs: bool,
 }
 
 /// Pushes an app; `say` receives progress lines. Returns the app as started.
@@ -83,6 +85,9 @@ pub async fn push(
     let build = sim.stage(&name, true).await?;
     say(format!("   build {} {:?}", build.guid, build.state));
     let deadline = Instant::now() + options.staging_timeout;
+    if options.staging_logs && build.state == BuildState::Staging {
+        show_staging_logs(sim, &name, deadline, say).await;
+    }
     let mut shown = build.state;
     let app = loop {
         let app = sim.get(&name).await?;
@@ -103,6 +108,8 @@ pub async fn push(
                     .as_ref()
                     .map(|e| format!("{}: {}", e.id, e.message))
                     .unwrap_or_else(|| "no reason given".into());
+                // One line, whatever the buildpack said.
+                let reason = reason.split_whitespace().collect::<Vec<_>>().join(" ");
                 return Err(Error::Push(format!("staging {name} failed: {reason}")));
             }
             BuildState::Staging => {}
@@ -139,6 +146,35 @@ pub async fn push(
         ),
     }
     Ok(app)
+}
+
+/// Prints app `name`'s staging output as it arrives, until staging completed
+/// or `deadline`. Best effort: without a log (an older stager, a restarted
+/// St8ge) push still follows the build's state.
+async fn show_staging_logs(
+    sim: &SimClient,
+    name: &str,
+    deadline: Instant,
+    say: &mut (dyn FnMut(String) + Send),
+) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let mut log = match sim.staging_logs(name, left).await {
+        Ok(log) => log,
+        Err(error) => {
+            say(format!("   (no staging output: {error})"));
+            return;
+        }
+    };
+    loop {
+        match tokio::time::timeout_at(deadline.into(), log.next_line()).await {
+            Ok(Ok(Some(line))) => say(format!("   {line}")),
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(error)) => {
+                say(format!("   (staging output ended early: {error})"));
+                return;
+            }
+        }
+    }
 }
 
 /// The URL a route is reached at through `router` (the local router of

@@ -8,6 +8,7 @@
 //! | `PUT /sim/apps/{name}` | create or update from an [`AppManifest`] |
 //! | `PUT /sim/apps/{name}/bits` | upload app bits (a zip) |
 //! | `POST /sim/apps/{name}/stage[?start=true]` | stage through the stager |
+//! | `GET /sim/apps/{name}/staging_logs[?follow=false]` | the latest build's staging output, streamed from the stager (`text/plain`, ends when staging completed) |
 //! | `POST /sim/apps/{name}/start`, `/stop` | start, stop |
 //! | `PUT /sim/apps/{name}/scale` | change instances, memory, disk |
 //! | `DELETE /sim/apps/{name}` | delete with its builds and blobs |
@@ -127,6 +128,17 @@ pub async fn stage(
     let start = query.get("start").map(String::as_str) == Some("true");
     let build = super::staging::stage(&sim, &name, start).await?;
     Ok((StatusCode::ACCEPTED, Json(build)).into_response())
+}
+
+/// `GET /sim/apps/{name}/staging_logs[?follow=false]`: the latest build's
+/// staging log, streamed from the stager as it grows.
+pub async fn staging_logs(
+    State(sim): State<Arc<Sim>>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response> {
+    let follow = query.get("follow").map(String::as_str) != Some("false");
+    super::staging::logs(&sim, &name, follow).await
 }
 
 /// `POST /sim/apps/{name}/start`.

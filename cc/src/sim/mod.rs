@@ -209,6 +209,7 @@ impl Sim {
             )
             .route("/sim/apps/{name}/bits", put(api::put_bits))
             .route("/sim/apps/{name}/stage", post(api::stage))
+            .route("/sim/apps/{name}/staging_logs", get(api::staging_logs))
             .route("/sim/apps/{name}/start", post(api::start))
             .route("/sim/apps/{name}/stop", post(api::stop))
             .route("/sim/apps/{name}/scale", put(api::scale));

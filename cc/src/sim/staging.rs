@@ -1,8 +1,11 @@
 //! CC's side of staging: build the staging request, send it to the stager
 //! (`POST {stager}/stage/{staging_guid}`), or, for a Docker app when no stager
-//! is configured, record the image as the droplet directly.
+//! is configured, record the image as the droplet directly; stream a build's
+//! staging output from the stager ([`logs`]).
 
 use std::collections::BTreeMap;
+
+use axum::response::IntoResponse;
 
 use super::Sim;
 use super::state::{App, Build, Lifecycle};
@@ -174,6 +177,69 @@ pub fn staging_request(sim: &Sim, app: &App, build: &Build) -> StagingRequest {
         disk_mb: app.disk_mb.max(MIN_STAGING_DISK_MB),
         cpu_weight: 50,
     }
+}
+
+/// The most a staging log may stream (CC's longest staging timeout and more).
+const STAGING_LOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+/// App `name`'s latest staging log, streamed from the stager's
+/// `GET /stage/{build}/logs` (through OPI's forwarding, as CC reaches St8ge).
+pub async fn logs(sim: &Sim, name: &str, follow: bool) -> Result<axum::response::Response> {
+    let snapshot = sim.store.snapshot();
+    let app = snapshot
+        .app_by_name(name)
+        .ok_or_else(|| Error::not_found(format!("app `{name}` not found")))?;
+    let build = app
+        .latest_build
+        .as_ref()
+        .ok_or_else(|| Error::not_found(format!("app `{name}` has not been staged")))?;
+    let stager = sim.stager_url.as_ref().ok_or_else(|| {
+        Error::not_found(format!(
+            "no staging log for app `{name}`: no stager configured"
+        ))
+    })?;
+    let mut url = stager.clone();
+    let prefix = stager.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{prefix}/stage/{build}/logs"));
+    if !follow {
+        url.set_query(Some("follow=false"));
+    }
+    let shown = crate::client::urls::redact(&url);
+    let response = sim
+        .http
+        .get(url)
+        .timeout(STAGING_LOG_TIMEOUT)
+        .send()
+        .await
+        .map_err(|e| Error::Stager {
+            url: shown.clone(),
+            message: format!("cannot read the staging log: {}", chain(&e)),
+        })?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| body.trim().to_owned());
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(Error::not_found(format!(
+                "no staging log for build {build} of app `{name}`: {message}"
+            )));
+        }
+        return Err(Error::Stager {
+            url: shown,
+            message: format!("answered {status} for the staging log: {message}"),
+        });
+    }
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        axum::body::Body::from_stream(response.bytes_stream()),
+    )
+        .into_response())
 }
 
 async fn send(sim: &Sim, stager: &url::Url, guid: &str, request: &StagingRequest) -> Result<()> {

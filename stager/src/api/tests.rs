@@ -107,6 +107,7 @@ async fn harness() -> Harness {
         shipped: Some(Shipped::new(buildpacks.path()).unwrap()),
         cc_url: Some(Url::parse(&cc_url).unwrap()),
         metrics: Metrics::register(&Registry::new()).unwrap(),
+        logs: crate::logs::Logs::default(),
     };
     Harness {
         router: router(Arc::new(api)),

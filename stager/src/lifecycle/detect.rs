@@ -33,7 +33,7 @@ pub async fn detect(
         })?;
         if ran.status.success() {
             let name = ran.stdout.trim().to_owned();
-            println!(
+            crate::output::say(format!(
                 "-----> Buildpack {} detected the app{}",
                 buildpack.name,
                 if name.is_empty() || name == buildpack.name {
@@ -41,7 +41,7 @@ pub async fn detect(
                 } else {
                     format!(" ({name})")
                 }
-            );
+            ));
             return Ok((buildpack.clone(), name));
         }
         tried.push(buildpack.name.clone());

@@ -1,7 +1,9 @@
 //! Runs one buildpack script (`bin/detect`, `bin/supply`, …) as a child process.
-//! Its stderr (and stdout, unless captured) goes straight to ours, so staging
-//! output streams as it happens. When the future is dropped (staging timed out,
-//! or the step got SIGTERM) the script and every process it started are killed.
+//! Its stderr (and stdout, unless captured) is read line by line as it comes
+//! and passed on through [`crate::output`] (our stdout/stderr, and St8ge), so
+//! staging output streams as it happens. When the future is dropped (staging
+//! timed out, or the step got SIGTERM) the script and every process it started
+//! are killed.
 //!
 //! Scripts stay in our process group on purpose: a scheduler cancelling the
 //! task kills that group, and may do so before we get to clean up, so the
@@ -12,10 +14,15 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// Most bytes of a script's stdout kept when it is captured.
-const MAX_CAPTURE: u64 = 1 << 20;
+const MAX_CAPTURE: usize = 1 << 20;
+/// Longer output lines are passed on in pieces of this size.
+const MAX_LINE: usize = 16 << 10;
+/// How long output is still read after the script exited: a process it left
+/// running may hold the pipe open for ever.
+const DRAIN_AFTER_EXIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One script to run.
 #[derive(Debug, Clone)]
@@ -132,26 +139,93 @@ pub async fn run(script: &Script, capture: bool) -> std::io::Result<Ran> {
         .env_clear()
         .envs(script.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
-        .stdout(if capture {
-            Stdio::piped()
-        } else {
-            Stdio::inherit()
-        })
-        .stderr(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .kill_on_drop(true);
     let mut child = spawn(&mut command).await?;
     let mut tree = Tree(child.id().and_then(|id| i32::try_from(id).ok()));
-    let mut stdout = String::new();
-    if let Some(out) = child.stdout.take() {
-        let mut bytes = Vec::new();
-        out.take(MAX_CAPTURE).read_to_end(&mut bytes).await?;
-        stdout = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    let status = child.wait().await?;
+    let mut captured = Vec::new();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let status = {
+        let out = async {
+            match stdout {
+                Some(out) if capture => read_all(out, &mut captured).await,
+                Some(out) => pass_on(out, |l| crate::output::say(l)).await,
+                None => Ok(()),
+            }
+        };
+        let err = async {
+            match stderr {
+                Some(err) => pass_on(err, |l| crate::output::warn(l)).await,
+                None => Ok(()),
+            }
+        };
+        let mut output = std::pin::pin!(async { tokio::try_join!(out, err).map(drop) });
+        let mut wait = std::pin::pin!(child.wait());
+        let mut status = None;
+        let mut drained = false;
+        while !drained || status.is_none() {
+            tokio::select! {
+                exited = &mut wait, if status.is_none() => status = Some(exited?),
+                read = &mut output, if !drained => {
+                    read?;
+                    drained = true;
+                }
+                () = tokio::time::sleep(DRAIN_AFTER_EXIT), if status.is_some() => break,
+            }
+        }
+        status.ok_or_else(|| std::io::Error::other("the script's exit status was lost"))?
+    };
     // Reaped: its pid may be reused, so do not kill by it any more; orphans it
     // left behind now belong to init and to our process group.
     tree.0 = None;
-    Ok(Ran { status, stdout })
+    Ok(Ran {
+        status,
+        stdout: String::from_utf8_lossy(&captured).into_owned(),
+    })
+}
+
+/// Reads `from` to its end, keeping the first [`MAX_CAPTURE`] bytes in `into`.
+async fn read_all(mut from: impl AsyncRead + Unpin, into: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut buffer = [0u8; 8192];
+    loop {
+        let n = from.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let room = MAX_CAPTURE.saturating_sub(into.len()).min(n);
+        into.extend_from_slice(&buffer[..room]);
+    }
+}
+
+/// Reads `from` to its end and hands each line (without its newline; long
+/// lines in [`MAX_LINE`] pieces) to `line` as it arrives.
+async fn pass_on(mut from: impl AsyncRead + Unpin, line: fn(&str)) -> std::io::Result<()> {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        let n = from.read(&mut buffer).await?;
+        if n == 0 {
+            if !pending.is_empty() {
+                line(&String::from_utf8_lossy(&pending));
+            }
+            return Ok(());
+        }
+        pending.extend_from_slice(&buffer[..n]);
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            let text = &pending[start..start + end];
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            line(&String::from_utf8_lossy(text));
+            start += end + 1;
+        }
+        pending.drain(..start);
+        while pending.len() >= MAX_LINE {
+            let piece: Vec<u8> = pending.drain(..MAX_LINE).collect();
+            line(&String::from_utf8_lossy(&piece));
+        }
+    }
 }
 
 /// Spawns, retrying briefly on "text file busy": a script written a moment ago

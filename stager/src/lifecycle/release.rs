@@ -117,9 +117,11 @@ pub async fn process_types(
     };
     types.extend(read_procfile(&layout.build_dir)?);
     if let Some(web) = types.get("web") {
-        println!("-----> Start command (web): {web}");
+        crate::output::say(format!("-----> Start command (web): {web}"));
     } else {
-        println!("-----> No web start command: give one with a Procfile or `cube push -c`");
+        crate::output::say(
+            "-----> No web start command: give one with a Procfile or `cube push -c`",
+        );
     }
     Ok(types)
 }

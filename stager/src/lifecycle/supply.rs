@@ -99,10 +99,10 @@ pub async fn run_step(
         Step::Finalize(_) => finalize::finalize_args(layout, index),
         Step::Compile(_) => finalize::compile_args(layout),
     };
-    println!(
+    crate::output::say(format!(
         "-----> Running {script_name} of buildpack {}",
         buildpack.name
-    );
+    ));
     let script = Script {
         path: buildpack.script(script_name),
         args,

@@ -54,6 +54,10 @@ fn task_runs_cube_stage_run_and_reports_to_st8ge() {
     let (_, cc) = completion.query_pairs().next().unwrap();
     assert_eq!(cc, request.completion_callback);
     assert_eq!(
+        env_of(&task, env::LOGS_URL),
+        Some(format!("http://127.0.0.1:8086/stage/{guid}/logs").as_str())
+    );
+    assert_eq!(
         env_of(&task, env::APP_BITS_URL),
         Some("http://cc.service.internal:9023/internal/v4/packages/p1/download")
     );

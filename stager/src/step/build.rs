@@ -34,10 +34,10 @@ pub(crate) async fn build(step: &StepConfig) -> std::result::Result<StagingResul
     let staged = lifecycle::stage(&layout, &buildpacks, &lifecycle::buildpack_env()).await?;
     let droplet = lifecycle::droplet::write(&layout, &staged, &step.workspace.droplet())
         .map_err(|e| workspace_failure("cannot write the droplet", e))?;
-    println!(
+    crate::output::say(format!(
         "-----> Droplet: {} bytes, sha256 {}",
         droplet.size, droplet.sha256
-    );
+    ));
     let result = StagingResult {
         lifecycle_type: "buildpack".into(),
         lifecycle_metadata: LifecycleMetadata {

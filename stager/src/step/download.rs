@@ -29,15 +29,15 @@ pub(crate) async fn download(
     config: &DownloadConfig,
 ) -> std::result::Result<(), cc::model::StagingError> {
     let layout = step.workspace.layout();
-    println!("-----> Downloading app bits");
+    crate::output::say("-----> Downloading app bits");
     let bits = fetch(&config.app_bits_url, "app bits").await?;
     let files = crate::zip::extract(&bits, &layout.build_dir, "app bits")
         .map_err(|e| failure(ids::STAGING, e.to_string()))?;
-    println!("       {files} files");
+    crate::output::say(format!("       {files} files"));
     let mut buildpacks = Vec::new();
     for (index, wire) in config.buildpacks.iter().enumerate() {
         let what = format!("buildpack {}", wire.name);
-        println!("-----> Downloading {what}");
+        crate::output::say(format!("-----> Downloading {what}"));
         let bytes = fetch(&wire.url, &what).await?;
         let dir = layout.buildpacks_dir.join(index.to_string());
         if dir.exists() {

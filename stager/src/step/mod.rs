@@ -23,6 +23,7 @@ use cc::model::{StagingCompletion, StagingError};
 use reqwest::Url;
 
 use crate::lifecycle::{self, failure, ids};
+use crate::output;
 use crate::report::Reporter;
 use crate::{Error, Result};
 
@@ -83,6 +84,8 @@ pub struct StepConfig {
     pub workspace: Workspace,
     /// St8ge's completion URL; `None` (running a step by hand) prints the outcome.
     pub completion_url: Option<Url>,
+    /// St8ge's log URL the step's output is also sent to ([`crate::output`]).
+    pub logs_url: Option<Url>,
 }
 
 /// A step's outcome: nothing to report yet, a result for CC, or a failure.
@@ -100,20 +103,31 @@ pub(crate) async fn perform<F>(config: &StepConfig, name: &str, body: F) -> Resu
 where
     F: std::future::Future<Output = std::result::Result<Outcome, StagingError>>,
 {
-    if config.workspace.failed_before() {
-        println!("-----> Skipping {name}: an earlier step failed");
-        return Ok(());
-    }
-    let completion = match body.await {
-        Ok(Outcome::Continue) => return Ok(()),
-        Ok(Outcome::Staged(result)) => StagingCompletion::Succeeded(*result),
-        Err(error) => {
-            eprintln!("-----> Staging failed ({}): {}", error.id, error.message);
-            std::fs::create_dir_all(config.workspace.root())
-                .and_then(|()| std::fs::write(config.workspace.marker(), &error.id))
-                .map_err(Error::io("write", config.workspace.marker()))?;
-            StagingCompletion::Failed(error)
+    // The output is shipped (and flushed) before the outcome is reported, so
+    // St8ge's log is complete when it hears that staging is done.
+    let outcome: Result<Option<StagingCompletion>> = output::ship(config.logs_url.clone(), async {
+        if config.workspace.failed_before() {
+            output::say(format!("-----> Skipping {name}: an earlier step failed"));
+            return Ok(None);
         }
+        match body.await {
+            Ok(Outcome::Continue) => Ok(None),
+            Ok(Outcome::Staged(result)) => Ok(Some(StagingCompletion::Succeeded(*result))),
+            Err(error) => {
+                output::warn(format!(
+                    "-----> Staging failed ({}): {}",
+                    error.id, error.message
+                ));
+                std::fs::create_dir_all(config.workspace.root())
+                    .and_then(|()| std::fs::write(config.workspace.marker(), &error.id))
+                    .map_err(Error::io("write", config.workspace.marker()))?;
+                Ok(Some(StagingCompletion::Failed(error)))
+            }
+        }
+    })
+    .await;
+    let Some(completion) = outcome? else {
+        return Ok(());
     };
     match &config.completion_url {
         Some(url) => Reporter::new(url.clone())?.report(&completion).await,

@@ -54,7 +54,7 @@ pub(crate) async fn upload(
     };
     let droplet = bytes::Bytes::from(droplet);
 
-    println!("-----> Uploading the droplet to Cloud Controller");
+    crate::output::say("-----> Uploading the droplet to Cloud Controller");
     let cc = cc_client(&config.droplet_upload_url)?;
     let job = cc
         .upload_droplet(&config.droplet_upload_url, droplet.clone())
@@ -70,10 +70,10 @@ pub(crate) async fn upload(
         })?;
 
     if let Some(registry) = &config.registry_url {
-        println!("-----> Importing the droplet into the Registry");
+        crate::output::say("-----> Importing the droplet into the Registry");
         import(registry, &config.droplet_guid, &sha256, droplet).await?;
     }
-    println!("-----> Staging complete");
+    crate::output::say("-----> Staging complete");
     Ok(result)
 }
 
