@@ -17,7 +17,8 @@ use futures::stream::BoxStream;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -31,12 +32,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, Routing};
 use crate::error::K8sError;
 use crate::instances::cache::PodCache;
 use crate::names::{self, label_value};
 use crate::placements::{Known, Placements};
 use crate::routes::{Changes, RouteTable};
+use crate::translate::route::{self, HttpRoute};
 use crate::translate::spec::{self, Secrets};
 use crate::translate::{self, Placement, env_secret_name, registry_secret_name};
 use crate::{labels, tasks, watch};
@@ -195,13 +197,66 @@ impl K8sScheduler {
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
     {
+        self.apply_text(namespace, object).await.map(drop)
+    }
+
+    /// [`Self::apply`], answering the applied object's uid (read from the
+    /// answer without decoding the rest of it).
+    async fn apply_uid<K>(&self, namespace: &str, object: &K) -> Result<String>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
+    {
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            uid: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Applied {
+            metadata: Meta,
+        }
+        let text = self.apply_text(namespace, object).await?;
+        let applied: Applied = serde_json::from_str(&text).map_err(|e| {
+            K8sError::Corrupt(format!(
+                "the apiserver's answer to an apply has no uid: {e}"
+            ))
+        })?;
+        Ok(applied.metadata.uid)
+    }
+
+    async fn apply_text<K>(&self, namespace: &str, object: &K) -> Result<String>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
+    {
         let name = object.meta().name.clone().unwrap_or_default();
         let params = PatchParams::apply(&self.config.field_manager).force();
         let request = kube::core::Request::new(K::url_path(&(), Some(namespace)))
             .patch(&name, &params, &Patch::Apply(object))
             .map_err(kube::Error::BuildRequest)?;
-        self.client.request_text(request).await?;
-        Ok(())
+        Ok(self.client.request_text(request).await?)
+    }
+
+    /// Applies `object`, or when the desired LRP has none makes sure object
+    /// `name` is gone (not looked for when the process is `new`: see
+    /// [`Self::apply_lrp`]).
+    async fn apply_or_remove<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        object: Option<K>,
+        new: bool,
+    ) -> Result<()>
+    where
+        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
+            + Serialize
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        match object {
+            Some(object) => self.apply(namespace, &object).await,
+            None if new => Ok(()),
+            None => self.ensure_absent::<K>(namespace, name).await,
+        }
     }
 
     async fn delete_if_present<K>(&self, namespace: &str, name: &str) -> Result<()>
@@ -423,32 +478,104 @@ impl K8sScheduler {
         let namespace = &placement.namespace;
         self.apply(namespace, &translate::lrp::env_secret(lrp, placement))
             .await?;
-        match translate::lrp::registry_secret(lrp, placement) {
-            Some(secret) => {
-                self.apply(namespace, &secret).await?;
-            }
-            None if new => {}
-            None => {
-                self.ensure_absent::<Secret>(namespace, &registry_secret_name(&placement.name))
-                    .await?;
-            }
-        }
-        self.apply(
+        self.apply_or_remove(
             namespace,
-            &translate::lrp::statefulset(lrp, placement, &self.config),
+            &registry_secret_name(&placement.name),
+            translate::lrp::registry_secret(lrp, placement),
+            new,
         )
         .await?;
-        match translate::lrp::pdb(lrp, placement) {
-            Some(pdb) => {
-                self.apply(namespace, &pdb).await?;
-            }
-            None if new => {}
-            None => {
-                self.ensure_absent::<PodDisruptionBudget>(namespace, &placement.name)
-                    .await?;
-            }
+        let statefulset = translate::lrp::statefulset(lrp, placement, &self.config);
+        // The routing objects are owned by the StatefulSet: its uid comes
+        // with the apply's answer (not read at all without routing).
+        let uid = if self.config.routing.is_enabled() {
+            Some(self.apply_uid(namespace, &statefulset).await?)
+        } else {
+            self.apply(namespace, &statefulset).await?;
+            None
+        };
+        self.apply_or_remove(
+            namespace,
+            &placement.name,
+            translate::lrp::pdb(lrp, placement),
+            new,
+        )
+        .await?;
+        if let Some(uid) = uid {
+            self.apply_routes(lrp, placement, &uid, new).await?;
         }
         Ok(())
+    }
+
+    /// Applies the Service and the Ingress or `HTTPRoute` of `lrp` (owned
+    /// by its StatefulSet `uid`), or removes those it no longer needs.
+    async fn apply_routes(
+        &self,
+        lrp: &DesiredLrp,
+        placement: &Placement,
+        uid: &str,
+        new: bool,
+    ) -> Result<()> {
+        let namespace = &placement.namespace;
+        let owner = route::owner(&placement.name, uid);
+        let service = names::service_name(&placement.name, &lrp.id.guid);
+        self.apply_or_remove(
+            namespace,
+            &service,
+            route::service(lrp, placement, &service, &owner),
+            new,
+        )
+        .await?;
+        match &self.config.routing {
+            Routing::None => Ok(()),
+            Routing::Ingress { class, tls_secret } => {
+                let ingress = route::ingress(
+                    lrp,
+                    placement,
+                    &service,
+                    class.as_deref(),
+                    tls_secret.as_deref(),
+                    &owner,
+                );
+                self.apply_or_remove(namespace, &placement.name, ingress, new)
+                    .await
+            }
+            Routing::Gateway {
+                name,
+                namespace: gateway_namespace,
+            } => {
+                let gateway = route::Gateway {
+                    name,
+                    namespace: gateway_namespace.as_deref(),
+                };
+                let http_route = route::http_route(lrp, placement, &service, &gateway, &owner);
+                self.apply_or_remove(namespace, &placement.name, http_route, new)
+                    .await
+                    .map_err(|e| {
+                        if e.is_not_found() {
+                            K8sError::Config(format!(
+                                "the apiserver does not serve HTTPRoutes (gateway.networking.k8s.io/v1): install the Gateway API CRDs, or use --routing ingress ({e})"
+                            ))
+                        } else {
+                            e
+                        }
+                    })
+            }
+        }
+    }
+
+    /// Deletes the Service and route object of process `guid` whose
+    /// StatefulSet is `name` (the garbage collector would, later).
+    async fn delete_routes(&self, namespace: &str, name: &str, guid: &str) -> Result<()> {
+        match &self.config.routing {
+            Routing::None => return Ok(()),
+            Routing::Ingress { .. } => self.delete_if_present::<Ingress>(namespace, name).await?,
+            Routing::Gateway { .. } => {
+                self.delete_if_present::<HttpRoute>(namespace, name).await?;
+            }
+        }
+        self.delete_if_present::<Service>(namespace, &names::service_name(name, guid))
+            .await
     }
 
     async fn find_job(&self, guid: &str) -> Result<Option<Job>> {
@@ -554,6 +681,8 @@ impl opi::Scheduler for K8sScheduler {
         let namespace = &placement.namespace;
         // The StatefulSet goes last: while it exists, a repeated stop finds
         // it and finishes the job.
+        self.delete_routes(namespace, &placement.name, &id.guid)
+            .await?;
         self.delete_if_present::<PodDisruptionBudget>(namespace, &placement.name)
             .await?;
         self.delete_if_present::<Secret>(namespace, &registry_secret_name(&placement.name))

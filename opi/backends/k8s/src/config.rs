@@ -15,6 +15,39 @@ pub struct Config {
     pub task_ttl_seconds: i32,
     /// The field manager of every server-side apply.
     pub field_manager: String,
+    /// How an LRP's `cf-router` routes reach its pods.
+    pub routing: Routing,
+}
+
+/// How HTTP routes reach an LRP's pods (see [`crate::translate::route`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Routing {
+    /// No Service, Ingress or HTTPRoute (and no requests for them): routes
+    /// are only recorded on the StatefulSet (something else routes).
+    #[default]
+    None,
+    /// A Service per process and an Ingress with one rule per route host.
+    Ingress {
+        /// `spec.ingressClassName`; `None`: the cluster's default class.
+        class: Option<String>,
+        /// A TLS Secret (in each app namespace) for every route host.
+        tls_secret: Option<String>,
+    },
+    /// A Service per process and a Gateway API `HTTPRoute` attached to one
+    /// Gateway.
+    Gateway {
+        /// The Gateway's name.
+        name: String,
+        /// The Gateway's namespace; `None`: the app's namespace.
+        namespace: Option<String>,
+    },
+}
+
+impl Routing {
+    /// Whether the backend writes Services (and route objects) at all.
+    pub fn is_enabled(&self) -> bool {
+        !matches!(self, Self::None)
+    }
 }
 
 impl Default for Config {
@@ -25,6 +58,7 @@ impl Default for Config {
             registry_pull_secret: None,
             task_ttl_seconds: 600,
             field_manager: "cube".into(),
+            routing: Routing::None,
         }
     }
 }

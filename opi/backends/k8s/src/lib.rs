@@ -11,6 +11,8 @@
 //!                                Secret <name>-registry   (docker credentials, when given)
 //!                                StatefulSet <name>       (pods <name>-0…, Parallel)
 //!                                PodDisruptionBudget      (when instances > 1)
+//!                 ──translate::route─▶ Service <name>    (--routing ingress|gateway;
+//!                                Ingress | HTTPRoute <name>  owned by the StatefulSet)
 //! Task ──translate::task──▶ Job <app>-<task>-<hash> (backoffLimit 0, TTL) + Secret
 //! pods ──watch (reflector)──▶ instances() and crash events
 //! Jobs ──watch──▶ task-completed events
@@ -36,6 +38,20 @@
 //! StatefulSet running the new version. Only the current version is reported
 //! by `get`, `list` and `instances`.
 //!
+//! # Routing
+//!
+//! With [`config::Routing::Ingress`] or [`config::Routing::Gateway`] each
+//! process also gets a Service (selecting its pods; one port per container
+//! and route port) and an Ingress or Gateway API `HTTPRoute` for its
+//! `cf-router` routes ([`translate::route`]), all owned by the StatefulSet.
+//! They are applied whole after it on every desire and update, so an update
+//! changes exactly the changed routes and an unchanged one writes nothing;
+//! stopping the current version deletes them (before the StatefulSet), stopping
+//! a superseded one leaves them. A new process costs two more applies
+//! than without routing; `Routing::None` adds no request. Switching modes
+//! leaves the old mode's objects until the process stops (the garbage
+//! collector removes them with the StatefulSet).
+//!
 //! # RBAC
 //!
 //! With `--namespace NS` (everything in one namespace) a namespaced `Role` in
@@ -48,16 +64,21 @@
 //! | `""` | `secrets` | get, create, patch, delete |
 //! | `policy` | `poddisruptionbudgets` | get, create, patch, delete |
 //! | `batch` | `jobs` | get, list, watch, create, patch, delete |
+//! | `""` | `services` | get, create, patch, delete |
+//! | `networking.k8s.io` | `ingresses` | get, create, patch, delete |
+//! | `gateway.networking.k8s.io` | `httproutes` | get, create, patch, delete |
 //!
 //! (`create` and `patch` both, because a server-side apply of an object that
 //! does not exist yet creates it.) The same rules as data: [`rbac::NAMESPACED`]
 //! and [`rbac::CLUSTER`]; the tests run the backend with exactly these against
-//! a fake apiserver that answers 403 to anything else.
+//! a fake apiserver that answers 403 to anything else. The last three
+//! serve routing ([`config::Routing`]); with `--routing none` (the default)
+//! they are never used and may be left out.
 //!
 //! In the default namespace-per-space mode the same rules are needed in every
 //! space namespace, which Cube creates, so they must be granted by a
 //! `ClusterRole` bound with a `ClusterRoleBinding`, plus `namespaces`: get,
-//! list, watch, create, patch (cluster-scoped). Cube never reads nodes, services or anything
+//! list, watch, create, patch (cluster-scoped). Cube never reads nodes or anything
 //! cluster-wide beyond namespaces.
 
 #![warn(missing_docs)]

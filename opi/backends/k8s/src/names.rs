@@ -112,6 +112,22 @@ fn statefulset_base(app_name: &str, process_type: &str) -> String {
     }
 }
 
+/// The Service name of a process: its StatefulSet's name, which Services
+/// accept unless it starts with a digit (Service names are DNS-1035 labels);
+/// then `cf-<name>-<hash of the process guid>`, hashed so that no app called
+/// `cf-<name>` can hold it.
+pub fn service_name(statefulset_name: &str, process_guid: &str) -> String {
+    if statefulset_name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_lowercase())
+    {
+        statefulset_name.to_owned()
+    } else {
+        suffixed(&format!("cf-{statefulset_name}"), process_guid, MAX_LABEL)
+    }
+}
+
 /// The namespace of a space: `<org>-<space>`, ≤ 63; the hash key is the space
 /// guid.
 pub fn namespace_name(org_name: &str, space_name: &str, space_guid: &str) -> String {
@@ -229,6 +245,15 @@ mod tests {
     }
 
     #[test]
+    fn service_names_start_with_a_letter() {
+        assert_eq!(service_name("myapp", "g"), "myapp");
+        assert_eq!(
+            service_name("9lives", "g"),
+            format!("cf-9lives-{}", short_hash("g"))
+        );
+    }
+
+    #[test]
     fn job_names_are_always_hashed() {
         let name = job_name("myapp", "migrate", "task-1");
         assert_eq!(name, format!("myapp-migrate-{}", short_hash("task-1")));
@@ -253,6 +278,13 @@ mod tests {
             prop_assert_eq!(&name, &statefulset_name(&app, process_type, &guid));
             let other = statefulset_name_on_collision(&app, process_type, &guid);
             prop_assert!(is_dns_label(&other, MAX_STATEFULSET_NAME), "{other:?}");
+        }
+
+        #[test]
+        fn service_names_are_dns_1035_labels(app in "\\PC{0,300}", guid in "[a-f0-9-]{1,73}") {
+            let name = service_name(&statefulset_name(&app, "web", &guid), &guid);
+            prop_assert!(is_dns_label(&name, MAX_LABEL), "{name:?}");
+            prop_assert!(name.starts_with(|c: char| c.is_ascii_lowercase()), "{name:?}");
         }
 
         #[test]

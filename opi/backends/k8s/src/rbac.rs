@@ -41,6 +41,23 @@ pub const NAMESPACED: &[Rule] = &[
         resources: &["jobs"],
         verbs: &["get", "list", "watch", "create", "patch", "delete"],
     },
+    // Routing (`--routing ingress|gateway`; unused with `none`): applied,
+    // read only to remove one an LRP no longer needs, deleted on stop.
+    Rule {
+        group: "",
+        resources: &["services"],
+        verbs: &["get", "create", "patch", "delete"],
+    },
+    Rule {
+        group: "networking.k8s.io",
+        resources: &["ingresses"],
+        verbs: &["get", "create", "patch", "delete"],
+    },
+    Rule {
+        group: "gateway.networking.k8s.io",
+        resources: &["httproutes"],
+        verbs: &["get", "create", "patch", "delete"],
+    },
 ];
 
 /// Cluster-scoped rules needed only with a namespace per space.

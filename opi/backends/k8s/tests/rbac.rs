@@ -9,6 +9,7 @@ use std::time::Duration;
 use opi::Scheduler;
 use opi::conformance::{self, Harness, TaskOutcome};
 use opi::model::{LrpId, LrpLifecycle};
+use opi_k8s::config::Routing;
 use opi_k8s::{Config, K8sScheduler, rbac};
 use testkit::FakeApiServer;
 use testkit::apiserver::{Rbac, Rule};
@@ -45,12 +46,17 @@ struct RestrictedHarness {
 
 impl RestrictedHarness {
     async fn new(namespace: Option<&str>, skip: Option<(&str, &str)>) -> Self {
+        Self::routed(namespace, skip, Routing::None).await
+    }
+
+    async fn routed(namespace: Option<&str>, skip: Option<(&str, &str)>, routing: Routing) -> Self {
         let server = FakeApiServer::builder().controllers(true).build();
         if let Some(ns) = namespace {
             common::create_namespace(&server, ns).await;
         }
         let config = Config {
             namespace: namespace.map(str::to_owned),
+            routing,
             ..Config::default()
         };
         let scheduler = K8sScheduler::new(server.client_as(granted(namespace, skip)), config);
@@ -97,6 +103,45 @@ async fn the_documented_role_suffices_in_one_namespace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_cluster_role_suffices_with_a_namespace_per_space() {
     conformance::run(|| RestrictedHarness::new(None, None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_role_suffices_with_ingress_routing() {
+    let routing = Routing::Ingress {
+        class: None,
+        tls_secret: None,
+    };
+    conformance::run(|| RestrictedHarness::routed(Some("cf-apps"), None, routing.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_cluster_role_suffices_with_gateway_routing() {
+    let routing = Routing::Gateway {
+        name: "cf".into(),
+        namespace: None,
+    };
+    conformance::run(|| RestrictedHarness::routed(None, None, routing.clone())).await;
+}
+
+#[tokio::test]
+async fn routing_without_the_services_rule_is_an_error_naming_it() {
+    let routing = Routing::Ingress {
+        class: None,
+        tls_secret: None,
+    };
+    let harness =
+        RestrictedHarness::routed(Some("cf-apps"), Some(("services", "patch")), routing).await;
+    let lrp = conformance::sample_lrp(&harness, "app", "v1", 1);
+    let message = harness
+        .scheduler
+        .desire(lrp)
+        .await
+        .expect_err("services patch is needed")
+        .to_string();
+    assert!(
+        message.contains("cannot patch resource \"services\""),
+        "{message}"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Pure translation between OPI's domain types and Kubernetes objects.
 //!
 //! Nothing here does I/O: [`namespace`] is a space's namespace; [`lrp`] turns a [`opi::model::DesiredLrp`] into the
-//! StatefulSet, Secrets and PodDisruptionBudget that run it; [`task`] turns a
+//! StatefulSet, Secrets and PodDisruptionBudget that run it; [`route`] into
+//! the Service and Ingress or `HTTPRoute` that route to it; [`task`] turns a
 //! [`opi::model::Task`] into a Job and its Secret; [`spec`] is the record a
 //! StatefulSet carries so that [`spec::desired_lrp`] can rebuild the desired LRP
 //! from the cluster alone; [`pod`] holds what LRP pods and task pods share
@@ -10,6 +11,7 @@
 pub mod lrp;
 pub mod namespace;
 pub mod pod;
+pub mod route;
 pub mod spec;
 pub mod task;
 
