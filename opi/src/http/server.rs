@@ -87,6 +87,10 @@ pub fn router(scheduler: Arc<dyn Scheduler>, config: ApiConfig, metrics: ApiMetr
             post(forward_stage).delete(forward_stage),
         )
         .route("/stage/{staging_guid}/completed", post(forward_stage))
+        .route(
+            "/stage/{staging_guid}/logs",
+            get(forward_stage).post(forward_stage),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(api)
@@ -315,8 +319,12 @@ async fn cancel_task(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Forwards a staging request (or cancel, or completion) to St8ge unchanged,
-/// and St8ge's answer back.
+/// How long a forwarded staging log may stream (it ends when staging does).
+const STAGING_LOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
+/// Forwards a staging request (or cancel, completion, log lines) to St8ge
+/// unchanged, and St8ge's answer back; a `GET` (the staging log) is streamed
+/// as St8ge sends it.
 async fn forward_stage(
     State(api): State<Api>,
     Params(staging_guid): Params<String>,
@@ -344,6 +352,10 @@ async fn forward_stage(
     if let Some(content_type) = parts.headers.get(axum::http::header::CONTENT_TYPE) {
         outgoing = outgoing.header(axum::http::header::CONTENT_TYPE, content_type);
     }
+    let streamed = parts.method == axum::http::Method::GET;
+    if streamed {
+        outgoing = outgoing.timeout(STAGING_LOG_TIMEOUT);
+    }
     let answer = outgoing.send().await.map_err(|e| {
         Error::Unavailable(format!(
             "St8ge at {}: {e}",
@@ -355,11 +367,15 @@ async fn forward_stage(
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .cloned();
-    let body = answer
-        .bytes()
-        .await
-        .map_err(|e| Error::Unavailable(format!("St8ge's answer: {e}")))?;
-    let mut response = (status, body).into_response();
+    let mut response = if streamed {
+        (status, axum::body::Body::from_stream(answer.bytes_stream())).into_response()
+    } else {
+        let body = answer
+            .bytes()
+            .await
+            .map_err(|e| Error::Unavailable(format!("St8ge's answer: {e}")))?;
+        (status, body).into_response()
+    };
     if let Some(content_type) = content_type {
         response
             .headers_mut()

@@ -538,3 +538,60 @@ async fn staging_without_st8ge_is_a_clear_404_and_an_unreachable_one_503() {
     let (status, body) = call(&f.router, Method::POST, "/stage/s-1", Some("{}".into())).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
 }
+
+#[tokio::test]
+async fn staging_logs_are_streamed_through_as_st8ge_sends_them() {
+    use std::sync::Mutex;
+    use std::time::Duration;
+    let (lines, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let receiver = Arc::new(Mutex::new(Some(receiver)));
+    let st8ge = Router::new().route(
+        "/stage/{guid}/logs",
+        get(move || {
+            let receiver = receiver.clone();
+            async move {
+                let receiver = receiver.lock().unwrap().take().unwrap();
+                let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+                    let chunk = receiver.recv().await?;
+                    Some((Ok::<_, std::convert::Infallible>(chunk), receiver))
+                });
+                AxumBody::from_stream(stream)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, st8ge).await.unwrap() });
+    let f = setup_with(ApiConfig {
+        stager_url: Some(reqwest::Url::parse(&format!("http://{addr}")).unwrap()),
+        ..ApiConfig::default()
+    });
+
+    lines.send(Bytes::from("-----> first\n")).await.unwrap();
+    let request = Request::get("/stage/s-1/logs")
+        .body(AxumBody::empty())
+        .unwrap();
+    // St8ge has not ended the log: a buffering proxy would never answer.
+    let response = tokio::time::timeout(Duration::from_secs(10), f.router.clone().oneshot(request))
+        .await
+        .expect("the answer starts before the log ends")
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("the first line arrives before the log ends")
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
+    assert_eq!(first, "-----> first\n");
+    lines.send(Bytes::from("-----> second\n")).await.unwrap();
+    drop(lines);
+    let rest = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert_eq!(rest, "-----> second\n");
+}
