@@ -258,12 +258,15 @@ async fn gateway_mode_attaches_an_http_route_and_updates_it() {
         route["spec"]["hostnames"],
         json!(["a.example.com", "b.example.com"])
     );
+    // a.example.com serves every path, b.example.com only /api: each match
+    // names its host.
+    let host = |h: &str| json!([{"type": "Exact", "name": "Host", "value": h}]);
     assert_eq!(
         route["spec"]["rules"],
         json!([{
             "matches": [
-                {"path": {"type": "PathPrefix", "value": "/"}},
-                {"path": {"type": "PathPrefix", "value": "/api"}},
+                {"path": {"type": "PathPrefix", "value": "/"}, "headers": host("a.example.com")},
+                {"path": {"type": "PathPrefix", "value": "/api"}, "headers": host("b.example.com")},
             ],
             "backendRefs": [{"group": "", "kind": "Service", "name": "myapp", "port": 8080, "weight": 1}],
         }])

@@ -208,10 +208,11 @@ pub struct Gateway<'a> {
 /// The `HTTPRoute` `placement.name` of `lrp`, attached to `gateway`, with
 /// the route hosts as `hostnames`; `None` without routes.
 ///
-/// When every route goes to one container port, one rule matches every
-/// route path. `hostnames` apply to all rules of an `HTTPRoute`, so when
-/// routes go to several ports each rule also matches the `Host` header of
-/// its routes (exact hosts only: a wildcard host then matches nothing).
+/// One rule per container port, matching the paths routed to it.
+/// `hostnames` apply to all rules of an `HTTPRoute`, so when the hosts do
+/// not all have the same paths and ports (`a.example.com` and
+/// `b.example.com/api`), each match also names its host with an exact
+/// `Host` header match (a wildcard host then matches nothing).
 pub fn http_route(
     lrp: &DesiredLrp,
     placement: &Placement,
@@ -228,7 +229,19 @@ pub fn http_route(
     for target in &targets {
         by_port.entry(target.port).or_default().push(target);
     }
-    let several_ports = by_port.len() > 1;
+    // Route-level hostnames apply to every rule: unless every host has the
+    // same paths and ports, each match must also name its host.
+    let mut per_host: BTreeMap<&str, BTreeSet<(&str, u16)>> = BTreeMap::new();
+    for target in &targets {
+        per_host
+            .entry(target.host.as_str())
+            .or_default()
+            .insert((target.path.as_str(), target.port));
+    }
+    let match_hosts = per_host
+        .values()
+        .zip(per_host.values().skip(1))
+        .any(|(a, b)| a != b);
     let rules = by_port
         .into_iter()
         .map(|(port, targets)| {
@@ -239,7 +252,7 @@ pub fn http_route(
                         type_: "PathPrefix".into(),
                         value: t.path.clone(),
                     }),
-                    headers: several_ports.then(|| {
+                    headers: match_hosts.then(|| {
                         vec![HttpHeaderMatch {
                             type_: "Exact".into(),
                             name: "Host".into(),
