@@ -24,7 +24,7 @@ pub use retry::{Outcome, RetryPolicy, is_retryable};
 
 use crate::model::{
     AppCrashed, BulkToken, CcErrorBody, DesireAppRequestFromCC, DesiredAppsPage, Fingerprint,
-    FingerprintsPage, Job, ProcessGuid, StagingCompletion, TaskCompleted,
+    FingerprintWalk, FingerprintsPage, Job, ProcessGuid, StagingCompletion, TaskCompleted,
 };
 use crate::{Error, Result};
 
@@ -166,25 +166,21 @@ impl Client {
     /// an empty page. Any failed page fails the walk: a partial list would make
     /// the caller stop apps that still exist.
     pub async fn fingerprints(&self, batch_size: u32) -> Result<Vec<Fingerprint>> {
-        let mut token = BulkToken::start();
-        let mut all = Vec::new();
+        let mut walk = FingerprintWalk::new(batch_size);
         loop {
+            let token = walk.token();
             let page = self.fingerprints_page(batch_size, token).await?;
-            if page.fingerprints.is_empty() {
-                return Ok(all);
+            match walk.add(page) {
+                Ok(true) => return Ok(walk.into_fingerprints()),
+                Ok(false) => {}
+                Err(message) => {
+                    return Err(Error::Decode {
+                        method: "GET".into(),
+                        url: urls::redact(&urls::bulk_apps(&self.base, batch_size, token, true)),
+                        message,
+                    });
+                }
             }
-            if page.token.id.is_none() || page.token == token {
-                return Err(Error::Decode {
-                    method: "GET".into(),
-                    url: urls::redact(&urls::bulk_apps(&self.base, batch_size, token, true)),
-                    message: format!(
-                        "a non-empty page must advance the token, got {}",
-                        page.token.to_query_value()
-                    ),
-                });
-            }
-            all.extend(page.fingerprints);
-            token = page.token;
         }
     }
 
@@ -300,10 +296,15 @@ impl Client {
     ) -> Result<T> {
         let shown = urls::redact(&url);
         let bytes = self.send(method.clone(), url, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::Decode {
+        // Name the field a bad answer breaks (`[3].num_instances: …`).
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Error::Decode {
             method: method.to_string(),
             url: shown,
-            message: e.to_string(),
+            message: match e.path().to_string().as_str() {
+                "." => e.into_inner().to_string(),
+                path => format!("{path}: {}", e.into_inner()),
+            },
         })
     }
 

@@ -49,6 +49,76 @@ pub struct FingerprintsPage {
     pub token: BulkToken,
 }
 
+/// A walk of fingerprint pages, refusing what would make the list it builds
+/// wrong — and a wrong list makes the Sink stop apps CC still desires: a
+/// token that does not move forward (CC's token is the id of the page's last
+/// app, so it only grows; going back re-reads pages and skips others), the
+/// same process guid twice, or a page larger than asked for.
+#[derive(Debug, Clone)]
+pub struct FingerprintWalk {
+    batch_size: u32,
+    token: BulkToken,
+    seen: std::collections::HashSet<String>,
+    fingerprints: Vec<Fingerprint>,
+}
+
+impl FingerprintWalk {
+    /// A walk asking for `batch_size` fingerprints per page.
+    pub fn new(batch_size: u32) -> Self {
+        Self {
+            batch_size,
+            token: BulkToken::start(),
+            seen: std::collections::HashSet::new(),
+            fingerprints: Vec::new(),
+        }
+    }
+
+    /// The token to ask the next page with.
+    pub fn token(&self) -> BulkToken {
+        self.token
+    }
+
+    /// Takes the next page: `Ok(true)` when the walk is over (an empty page),
+    /// `Err(problem)` when the page cannot be trusted.
+    pub fn add(&mut self, page: FingerprintsPage) -> Result<bool, String> {
+        if page.fingerprints.is_empty() {
+            return Ok(true);
+        }
+        let advanced =
+            matches!((page.token.id, self.token.id), (Some(next), Some(now)) if next > now);
+        if !advanced {
+            return Err(format!(
+                "a non-empty page must advance the token past {}, got {}",
+                self.token.to_query_value(),
+                page.token.to_query_value()
+            ));
+        }
+        if page.fingerprints.len() > self.batch_size as usize {
+            return Err(format!(
+                "a page of {} fingerprints, more than batch_size {}",
+                page.fingerprints.len(),
+                self.batch_size
+            ));
+        }
+        for fingerprint in &page.fingerprints {
+            if !self.seen.insert(fingerprint.process_guid.0.clone()) {
+                return Err(format!(
+                    "process guid {} listed twice",
+                    fingerprint.process_guid.0
+                ));
+            }
+        }
+        self.fingerprints.extend(page.fingerprints);
+        self.token = page.token;
+        Ok(false)
+    }
+
+    /// Every fingerprint of the walk.
+    pub fn into_fingerprints(self) -> Vec<Fingerprint> {
+        self.fingerprints
+    }
+}
+
 /// A page of `GET /internal/bulk/apps` without `format=fingerprint`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DesiredAppsPage {
@@ -214,5 +284,47 @@ mod tests {
         assert_eq!(BulkToken { id: None }.to_query_value(), r#"{"id":null}"#);
         let parsed: BulkToken = serde_json::from_str("{}").unwrap();
         assert_eq!(parsed.id, None);
+    }
+
+    fn page(guids: &[&str], id: Option<u64>) -> FingerprintsPage {
+        FingerprintsPage {
+            fingerprints: guids
+                .iter()
+                .map(|g| Fingerprint {
+                    process_guid: ProcessGuid((*g).to_owned()),
+                    etag: Etag("1.0".into()),
+                })
+                .collect(),
+            token: BulkToken { id },
+        }
+    }
+
+    #[test]
+    fn a_walk_refuses_pages_that_would_make_its_list_wrong() {
+        let mut walk = FingerprintWalk::new(2);
+        assert_eq!(walk.add(page(&["a-1", "b-1"], Some(5))), Ok(false));
+        assert_eq!(walk.token(), BulkToken { id: Some(5) });
+        for (bad, problem) in [
+            (page(&["c-1"], Some(5)), "must advance"),
+            (page(&["c-1"], Some(3)), "must advance"),
+            (page(&["c-1"], None), "must advance"),
+            (
+                page(&["c-1", "d-1", "e-1"], Some(9)),
+                "more than batch_size 2",
+            ),
+            (page(&["a-1"], Some(9)), "a-1 listed twice"),
+            (page(&["c-1", "c-1"], Some(9)), "c-1 listed twice"),
+        ] {
+            let error = walk.clone().add(bad).unwrap_err();
+            assert!(error.contains(problem), "{error}");
+        }
+        assert_eq!(walk.add(page(&["c-1"], Some(7))), Ok(false));
+        assert_eq!(walk.add(page(&[], None)), Ok(true));
+        let guids: Vec<String> = walk
+            .into_fingerprints()
+            .into_iter()
+            .map(|f| f.process_guid.0)
+            .collect();
+        assert_eq!(guids, ["a-1", "b-1", "c-1"]);
     }
 }

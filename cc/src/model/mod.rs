@@ -17,7 +17,7 @@ mod staging;
 
 pub use bulk::{
     BulkToken, DesireAppRequestFromCC, DesiredAppsPage, EnvironmentVariable, Fingerprint,
-    FingerprintsPage, HttpRoute, RoutingInfo, TcpRoute,
+    FingerprintWalk, FingerprintsPage, HttpRoute, RoutingInfo, TcpRoute,
 };
 pub use callbacks::{AppCrashed, TaskCompleted};
 pub use error_body::CcErrorBody;
