@@ -96,22 +96,94 @@ pub struct K8sArgs {
     /// namespace per CF space.
     #[arg(long, env = "CUBE_NAMESPACE")]
     namespace: Option<String>,
+
+    #[command(flatten)]
+    routing: RoutingArgs,
+}
+
+/// How apps' `cf-router` routes reach their pods on Kubernetes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoutingMode {
+    /// No Service, Ingress or HTTPRoute: something else routes (e.g.
+    /// gorouter, with --nats-url).
+    None,
+    /// A Service and an Ingress per process (one rule per route host).
+    Ingress,
+    /// A Service and a Gateway API HTTPRoute per process.
+    Gateway,
+}
+
+/// Routing flags of the Kubernetes backend (`cube opi`, `cube up --kubeconfig`).
+#[derive(Debug, clap::Args)]
+pub struct RoutingArgs {
+    /// How routes reach apps' pods (default: none for `cube opi`, ingress for
+    /// `cube up --kubeconfig`).
+    #[arg(long, value_enum, env = "CUBE_ROUTING")]
+    routing: Option<RoutingMode>,
+
+    /// With --routing ingress: the Ingresses' class (default: the cluster's
+    /// default IngressClass).
+    #[arg(long, env = "CUBE_INGRESS_CLASS")]
+    ingress_class: Option<String>,
+
+    /// With --routing ingress: a TLS Secret, in each app namespace, serving
+    /// every route host.
+    #[arg(long)]
+    ingress_tls_secret: Option<String>,
+
+    /// With --routing gateway: the Gateway that HTTPRoutes attach to.
+    #[arg(long, env = "CUBE_GATEWAY_NAME")]
+    gateway_name: Option<String>,
+
+    /// With --routing gateway: the Gateway's namespace (default: each app's).
+    #[arg(long, env = "CUBE_GATEWAY_NAMESPACE")]
+    gateway_namespace: Option<String>,
+}
+
+impl RoutingArgs {
+    /// The backend's routing; `default` when --routing is not given.
+    pub fn routing(&self, default: RoutingMode) -> anyhow::Result<opi_k8s::config::Routing> {
+        use opi_k8s::config::Routing;
+        Ok(match self.routing.unwrap_or(default) {
+            RoutingMode::None => Routing::None,
+            RoutingMode::Ingress => Routing::Ingress {
+                class: self.ingress_class.clone(),
+                tls_secret: self.ingress_tls_secret.clone(),
+            },
+            RoutingMode::Gateway => Routing::Gateway {
+                name: self
+                    .gateway_name
+                    .clone()
+                    .context("--routing gateway needs --gateway-name")?,
+                namespace: self.gateway_namespace.clone(),
+            },
+        })
+    }
 }
 
 /// Connects the Kubernetes backend; droplet images are served by `registry`.
 pub async fn k8s_backend(args: &K8sArgs, registry: &str) -> anyhow::Result<opi_k8s::K8sScheduler> {
-    k8s_backend_with(args.kubeconfig.as_deref(), args.namespace.clone(), registry).await
+    let routing = args.routing.routing(RoutingMode::None)?;
+    k8s_backend_with(
+        args.kubeconfig.as_deref(),
+        args.namespace.clone(),
+        routing,
+        registry,
+    )
+    .await
 }
 
 /// Connects the Kubernetes backend from its parts.
 pub async fn k8s_backend_with(
     kubeconfig: Option<&std::path::Path>,
     namespace: Option<String>,
+    routing: opi_k8s::config::Routing,
     registry: &str,
 ) -> anyhow::Result<opi_k8s::K8sScheduler> {
     let config = opi_k8s::Config {
         namespace,
         registry: registry.to_owned(),
+        routing,
         ..opi_k8s::Config::default()
     };
     opi_k8s::K8sScheduler::connect(kubeconfig, config)

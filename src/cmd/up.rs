@@ -78,6 +78,10 @@ pub struct Args {
     /// from the Containerfile).
     #[arg(long, default_value = "cube:latest")]
     stager_image: String,
+
+    // With --kubeconfig: how routes reach the apps (default here: ingress).
+    #[command(flatten)]
+    routing: super::opi::RoutingArgs,
 }
 
 /// The scheduler `cube up` runs apps on.
@@ -163,8 +167,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             .await?,
         ),
         Some(kubeconfig) => Backend::Kubernetes(Arc::new(
-            super::opi::k8s_backend_with(Some(kubeconfig), args.namespace.clone(), &registry_host)
-                .await?,
+            super::opi::k8s_backend_with(
+                Some(kubeconfig),
+                args.namespace.clone(),
+                args.routing.routing(super::opi::RoutingMode::Ingress)?,
+                &registry_host,
+            )
+            .await?,
         )),
     };
     {
