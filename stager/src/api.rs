@@ -28,6 +28,8 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use crate::buildpacks::Shipped;
+use crate::deadline::{Deadlines, Verdict};
+use crate::lifecycle::{failure, ids};
 use crate::logs::Logs;
 use crate::recipe::{self, Recipe};
 use crate::report::{self, Incoming};
@@ -84,6 +86,8 @@ pub struct Api {
     pub cc_url: Option<Url>,
     /// Counters.
     pub metrics: Metrics,
+    /// The stagings' deadlines ([`crate::deadline`]).
+    pub deadlines: Deadlines,
     /// The stagings' output ([`crate::logs`]).
     pub logs: Logs,
 }
@@ -200,6 +204,12 @@ async fn stage(
     }
     api.metrics.stagings.with_label_values(&["buildpack"]).inc();
     tracing::info!(staging_guid = %guid, app = %request.app_name, buildpacks = buildpacks.len(), "staging task desired");
+    let expiry = time_expired(
+        api.clone(),
+        guid.clone(),
+        request.completion_callback.clone(),
+    );
+    api.deadlines.arm(&guid, api.recipe.staging_timeout, expiry);
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -231,6 +241,15 @@ async fn completed(
         .ok_or_else(|| Error::Invalid("cc_callback: the query parameter is missing".into()))?;
     api.check_callback("cc_callback", &callback)?;
     let incoming = Incoming::parse(&body)?;
+    let last = matches!(incoming, Incoming::Task(_));
+    if api.deadlines.settle(&guid, last) == Verdict::Expired {
+        api.metrics
+            .completions
+            .with_label_values(&["ignored"])
+            .inc();
+        tracing::info!(staging_guid = %guid, "staging timed out and was reported so; a late outcome is dropped");
+        return Ok(StatusCode::OK);
+    }
     let Some(completion) = incoming.to_cc() else {
         api.metrics
             .completions
@@ -325,5 +344,28 @@ async fn buildpack_zip(State(api): State<Arc<Api>>, Path(file): Path<String>) ->
 }
 
 mod logs;
+/// A staging's deadline passed before any outcome: tells CC
+/// `StagingTimeExpired` (once: [`Deadlines`] drops what follows) and cancels
+/// the task.
+async fn time_expired(api: Arc<Api>, guid: String, callback: String) {
+    let timeout = crate::step::run::humanize(api.recipe.staging_timeout);
+    let error = failure(
+        ids::TIME_EXPIRED,
+        format!("staging took longer than {timeout}"),
+    );
+    tracing::info!(staging_guid = %guid, %timeout, "staging timed out");
+    api.logs.append(
+        &guid,
+        &format!("-----> Staging failed ({}): {}", error.id, error.message),
+    );
+    if let Err(error) = forward(&api.metrics, &callback, &StagingCompletion::Failed(error)).await {
+        tracing::warn!(staging_guid = %guid, %error, "cannot report the staging timeout to CC");
+    }
+    api.logs.finish(&guid);
+    if let Err(error) = api.opi.cancel_task(&guid).await {
+        tracing::warn!(staging_guid = %guid, %error, "cannot cancel the timed-out staging task");
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -1,17 +1,20 @@
 //! The staging task recipe (pure): a validated staging request → the OPI
-//! [`Task`] that stages it. The task runs `cube stage run` in the staging image
-//! (on the local backend, `cube/host-exec`: the command runs on the host in a
-//! scratch dir). Everything the steps need travels in the task's environment
-//! as `CUBE_*` variables (the steps' flags read them), never in the command
-//! line: the URLs carry CC's credentials, and backends keep task environments
-//! secret.
+//! [`Task`] that stages it. The task's steps run `cube stage download`,
+//! `build` and `upload` in the staging image, one after another over a shared
+//! workspace (`$CUBE_WORKSPACE`; on the local backend, `cube/host-exec`: the
+//! steps run on the host in the task's scratch dir). Everything the steps
+//! need travels in the task's environment as `CUBE_*` variables (the steps'
+//! flags read them), never in the command line: the URLs carry CC's
+//! credentials, and backends keep task environments secret.
 
 use std::time::Duration;
 
 use opi::model::validate::Invalid;
 use opi::model::wire::{Buildpack, EnvironmentVariable, StagingBuildpackLifecycle, StagingRequest};
-use opi::model::{LrpLifecycle, Named, Task};
+use opi::model::{LrpLifecycle, Named, Task, TaskStep};
 use reqwest::Url;
+
+use cube_runtime::access::Secret;
 
 use crate::report;
 
@@ -153,9 +156,10 @@ pub fn step_environment(
     Ok(vars)
 }
 
-/// The staging task for `guid`: runs `cube stage run` with the request's staging
-/// environment (minus any `CUBE_*` it carries) and the steps' variables, and
-/// reports to St8ge's completion URL.
+/// The staging task for `guid`: the [`STEPS`] (`cube stage
+/// download|build|upload`, sharing `$CUBE_WORKSPACE`) with the request's
+/// staging environment (minus any `CUBE_*` it carries) and the steps'
+/// variables, reporting to St8ge's completion URL.
 pub fn staging_task(
     recipe: &Recipe,
     guid: &str,
@@ -196,15 +200,28 @@ pub fn staging_task(
         environment,
         lifecycle: LrpLifecycle::Docker {
             image: recipe.image.clone(),
-            command: vec![recipe.cube_binary.clone(), "stage".into(), "run".into()],
+            command: Vec::new(),
             credentials: None,
         },
         memory_mb: u64::try_from(request.memory_mb).unwrap_or(0),
         disk_mb: u64::try_from(request.disk_mb).unwrap_or(0),
         cpu_weight: u8::try_from(request.cpu_weight.clamp(0, 100)).unwrap_or(0),
-        steps: Vec::new(),
+        steps: STEPS
+            .iter()
+            .map(|step| TaskStep {
+                name: (*step).to_owned(),
+                command: vec![
+                    recipe.cube_binary.clone(),
+                    "stage".into(),
+                    (*step).to_owned(),
+                ],
+            })
+            .collect(),
     })
 }
+
+/// The staging task's steps, in order: each runs `cube stage <step>`.
+pub const STEPS: [&str; 3] = ["download", "build", "upload"];
 
 #[cfg(test)]
 mod tests;

@@ -89,6 +89,7 @@ pub fn api(config: &Config, listen: std::net::SocketAddr, metrics: Metrics) -> R
         cc_url: config.cc_url.clone(),
         metrics,
         logs: crate::logs::Logs::default(),
+        deadlines: crate::deadline::Deadlines::default(),
     })
 }
 

@@ -59,6 +59,10 @@ async fn fake_cc() -> (String, Calls) {
 }
 
 async fn harness() -> Harness {
+    harness_timing_out_after(std::time::Duration::from_secs(60)).await
+}
+
+async fn harness_timing_out_after(staging_timeout: std::time::Duration) -> Harness {
     let scheduler = Arc::new(MemoryScheduler::new());
     let opi_router = opi::http::router(
         scheduler.clone() as Arc<dyn Scheduler>,
@@ -102,11 +106,12 @@ async fn harness() -> Harness {
             image: "cube/host-exec".into(),
             public_url: Url::parse("http://127.0.0.1:8086").unwrap(),
             registry_url: None,
-            staging_timeout: std::time::Duration::from_secs(60),
+            staging_timeout,
         },
         shipped: Some(Shipped::new(buildpacks.path()).unwrap()),
         cc_url: Some(Url::parse(&cc_url).unwrap()),
         metrics: Metrics::register(&Registry::new()).unwrap(),
+        deadlines: crate::deadline::Deadlines::default(),
         logs: crate::logs::Logs::default(),
     };
     Harness {
@@ -197,7 +202,10 @@ async fn stage_desires_the_staging_task() {
     let task = h.task(GUID);
     let docker = task.lifecycle.docker_lifecycle.as_ref().unwrap();
     assert_eq!(docker.image, "cube/host-exec");
-    assert_eq!(docker.command, ["/bin/cube", "stage", "run"]);
+    assert!(docker.command.is_empty(), "{:?}", docker.command);
+    let steps: Vec<&str> = task.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(steps, ["download", "build", "upload"]);
+    assert_eq!(task.steps[1].command, ["/bin/cube", "stage", "build"]);
     assert!(task.completion_callback.starts_with(&format!(
         "http://127.0.0.1:8086/stage/{GUID}/completed?cc_callback="
     )));
@@ -485,4 +493,75 @@ async fn buildpacks_are_listed_and_served_as_zips() {
         let (status, _) = send(&h.router, Method::GET, uri, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{uri}");
     }
+}
+
+/// The staging timeout is St8ge's: when it passes before any outcome, CC
+/// hears `StagingTimeExpired` once, the task is cancelled, and what the task
+/// and OPI report afterwards is dropped.
+#[tokio::test]
+async fn a_staging_that_times_out_is_reported_once_and_cancelled() {
+    let h = harness_timing_out_after(std::time::Duration::from_millis(200)).await;
+    let body = serde_json::to_vec(&staging_body(&h.cc_url, GUID)).unwrap();
+    let (status, _) = send(
+        &h.router,
+        Method::POST,
+        &format!("/stage/{GUID}"),
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let mut seen = String::new();
+    for _ in 0..200 {
+        let task = h.scheduler.get_task(GUID).await.unwrap();
+        let reported = h.cc_calls.lock().unwrap().len();
+        if matches!(task.state, opi::model::TaskState::Completed { .. }) && reported == 1 {
+            seen.clear();
+            break;
+        }
+        seen = format!("task {:?}, {reported} reports to CC", task.state);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        seen.is_empty(),
+        "not timed out and cancelled within 10 s: {seen}"
+    );
+    let task = h.scheduler.get_task(GUID).await.unwrap();
+    assert!(
+        matches!(&task.state, opi::model::TaskState::Completed { failure_reason, .. } if failure_reason == "cancelled"),
+        "{task:?}"
+    );
+    let calls = h.cc_calls.lock().unwrap().clone();
+    assert_eq!(
+        calls[0].0,
+        format!("/internal/v3/staging/{GUID}/build_completed")
+    );
+    assert_eq!(calls[0].2["error"]["id"], "StagingTimeExpired");
+    assert!(
+        calls[0].2["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than"),
+        "{}",
+        calls[0].2
+    );
+
+    // A step reporting late, then OPI's callback of the cancelled task.
+    let path = format!("/internal/v3/staging/{GUID}/build_completed");
+    let late = br#"{"error":{"id":"BuildpackCompileFailed","message":"too late"}}"#;
+    let cancelled = serde_json::json!({"task_guid": GUID, "failed": true, "failure_reason": "cancelled", "result": ""});
+    for body in [late.to_vec(), cancelled.to_string().into_bytes()] {
+        let (status, _) = send(
+            &h.router,
+            Method::POST,
+            &completed_uri(&h.cc_url, &path),
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    assert_eq!(
+        h.cc_calls.lock().unwrap().len(),
+        1,
+        "CC hears of the staging once"
+    );
 }

@@ -26,7 +26,7 @@ fn env_of<'a>(task: &'a Task, name: &str) -> Option<&'a str> {
 }
 
 #[test]
-fn task_runs_cube_stage_run_and_reports_to_st8ge() {
+fn task_runs_the_three_steps_and_reports_to_st8ge() {
     let mut request = request();
     request.environment.push(EnvironmentVariable {
         name: "CUBE_REGISTRY_URL".into(),
@@ -46,7 +46,29 @@ fn task_runs_cube_stage_run_and_reports_to_st8ge() {
         panic!("docker lifecycle expected");
     };
     assert_eq!(image, "cube/host-exec");
-    assert_eq!(command, &["/usr/local/bin/cube", "stage", "run"]);
+    assert!(
+        command.is_empty(),
+        "the steps carry the commands: {command:?}"
+    );
+    let steps: Vec<(&str, Vec<&str>)> = task
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.command.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("download", vec!["/usr/local/bin/cube", "stage", "download"]),
+            ("build", vec!["/usr/local/bin/cube", "stage", "build"]),
+            ("upload", vec!["/usr/local/bin/cube", "stage", "upload"]),
+        ]
+    );
+    opi::model::validate::steps(&task.steps, &task.lifecycle).expect("OPI accepts the steps");
     assert!(task.completion_callback.starts_with(&format!(
         "http://127.0.0.1:8086/stage/{guid}/completed?cc_callback=http"
     )));
@@ -83,7 +105,11 @@ fn task_runs_cube_stage_run_and_reports_to_st8ge() {
         (1024, 4096, 50)
     );
     assert!(
-        !command.iter().any(|a| a.contains("pass")),
+        !task
+            .steps
+            .iter()
+            .flat_map(|s| &s.command)
+            .any(|a| a.contains("pass")),
         "no credentials on the command line"
     );
 }
