@@ -58,6 +58,8 @@ fn queue(line: &str) {
 /// Runs `step` with what it prints shipped to St8ge's `logs_url` (when
 /// given), then sends the rest (see the module docs).
 pub async fn ship<F: Future>(logs_url: Option<Url>, step: F) -> F::Output {
+    // Steps are deep futures; on the heap they cannot overflow a small stack.
+    let step = Box::pin(step);
     let Some(url) = logs_url else {
         return step.await;
     };

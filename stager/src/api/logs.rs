@@ -118,3 +118,6 @@ impl Follower {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
