@@ -1,7 +1,8 @@
 //! `cube up --kubeconfig`: the same services, with apps on Kubernetes (here
 //! the fake apiserver with its StatefulSet and scheduler controllers). A
 //! docker-lifecycle push ends as StatefulSet `web` with pod `web-0` in the
-//! space's namespace; scale and delete follow.
+//! space's namespace, routed by a Service and an Ingress; scale and delete
+//! follow.
 
 #![allow(clippy::unwrap_used)]
 
@@ -139,6 +140,20 @@ fn docker_apps_land_on_kubernetes() {
             .then_some(())
     });
 
+    // `cube up --kubeconfig` routes through Ingresses by default: the app's
+    // route host goes to its Service.
+    let ingress = eventually("Ingress web", || server.get("ingresses", "org-dev", "web"));
+    assert_eq!(ingress["spec"]["rules"][0]["host"], "web.localhost");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web"
+    );
+    let service = server.get("services", "org-dev", "web").unwrap();
+    assert_eq!(
+        service["spec"]["selector"]["cloudfoundry.org/source-type"],
+        "APP"
+    );
+
     cube(&["scale", "web", "-i", "2"]);
     eventually("two replicas", || {
         (statefulset(&server, "web")?["spec"]["replicas"] == 2).then_some(())
@@ -148,4 +163,6 @@ fn docker_apps_land_on_kubernetes() {
     eventually("the StatefulSet to go", || {
         statefulset(&server, "web").is_none().then_some(())
     });
+    assert!(server.get("services", "org-dev", "web").is_none());
+    assert!(server.get("ingresses", "org-dev", "web").is_none());
 }
