@@ -55,6 +55,12 @@ impl EmitterConfig {
             debounce: DEFAULT_DEBOUNCE,
         }
     }
+
+    /// Checks the settings [`run`] would refuse, so a service can fail at
+    /// start rather than when the emitter task is joined.
+    pub fn check(&self) -> Result<(), Error> {
+        servers(&self.servers).map(|_| ())
+    }
 }
 
 impl fmt::Debug for EmitterConfig {

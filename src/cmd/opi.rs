@@ -7,6 +7,7 @@ use anyhow::Context;
 use cube_runtime::{ReadyCheck, Service};
 use opi::Scheduler;
 use opi::http::ApiConfig;
+use opi::routing::RouteSource;
 use opi::service::ServiceConfig;
 
 /// Which scheduler runs the apps.
@@ -63,6 +64,83 @@ pub struct Args {
 
     #[command(flatten)]
     diego: DiegoArgs,
+
+    #[command(flatten)]
+    nats: NatsArgs,
+}
+
+/// Flags of the gorouter route emitter (CF's route-emitter, for Cube).
+#[derive(clap::Args)]
+#[command(next_help_heading = "Cloud Foundry gorouter")]
+pub struct NatsArgs {
+    /// Register every ready instance's routes with Cloud Foundry's gorouter
+    /// through these NATS servers (`nats://host:4222`, comma-separated for a
+    /// cluster): `router.register` for each instance's address and hostnames,
+    /// repeated on an interval, `router.unregister` as soon as it stops or
+    /// becomes unready. Off without it. Works with the local and k8s backends.
+    #[arg(long, env = "CUBE_NATS_URL", value_name = "URL")]
+    nats_url: Option<String>,
+
+    /// NATS user name.
+    #[arg(long, env = "CUBE_NATS_USER", requires = "nats_url")]
+    nats_user: Option<String>,
+
+    /// NATS password; prefer the environment variable (never logged).
+    #[arg(
+        long,
+        env = "CUBE_NATS_PASSWORD",
+        hide_env_values = true,
+        requires = "nats_url"
+    )]
+    nats_password: Option<String>,
+
+    /// How often every registration is repeated (gorouter prunes routes after
+    /// 120 s without one); a gorouter's announced interval takes precedence.
+    #[arg(long, default_value = "20s", value_parser = super::sink::parse_duration)]
+    nats_register_interval: std::time::Duration,
+}
+
+impl std::fmt::Debug for NatsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsArgs")
+            .field("nats_url", &self.nats_url.as_ref().map(|_| "<set>"))
+            .field("nats_user", &self.nats_user)
+            .field(
+                "nats_password",
+                &self.nats_password.as_ref().map(|_| "<redacted>"),
+            )
+            .field("nats_register_interval", &self.nats_register_interval)
+            .finish()
+    }
+}
+
+/// Starts the route emitter when `--nats-url` is given: it registers
+/// `source`'s endpoints with gorouter until `service` shuts down, then
+/// unregisters them (await the handle before stopping the instances).
+pub fn spawn_route_emitter(
+    args: &NatsArgs,
+    source: Option<Arc<dyn RouteSource>>,
+    service: &Service,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<anyhow::Result<()>>>> {
+    let Some(servers) = &args.nats_url else {
+        return Ok(None);
+    };
+    let source = source.context(
+        "--nats-url needs a backend that knows where instances listen: local or k8s \
+         (on Diego, Diego's own route-emitter registers routes)",
+    )?;
+    let mut config = route_emitter::EmitterConfig::new(servers.clone());
+    config.user.clone_from(&args.nats_user);
+    config.password.clone_from(&args.nats_password);
+    config.register_interval = args.nats_register_interval;
+    config.check()?;
+    let metrics = route_emitter::EmitterMetrics::register(&service.metrics)?;
+    let shutdown = service.shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        route_emitter::run(config, source, metrics, shutdown)
+            .await
+            .context("route emitter failed")
+    })))
 }
 
 /// Flags of the local backend.
@@ -297,13 +375,19 @@ impl ReadyCheck for BackendReady {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut local_shutdown = None;
+    let mut route_source: Option<Arc<dyn RouteSource>> = None;
     let scheduler: Arc<dyn Scheduler> = match args.backend {
         Backend::Memory => Arc::new(opi::memory::MemoryScheduler::new()),
-        Backend::K8s => Arc::new(k8s_backend(&args.k8s, &args.registry).await?),
+        Backend::K8s => {
+            let k8s = Arc::new(k8s_backend(&args.k8s, &args.registry).await?);
+            route_source = Some(k8s.clone());
+            k8s
+        }
         Backend::Diego => Arc::new(diego_backend(&args.diego, &args.registry)?),
         Backend::Local => {
             let local = local_backend(&args.local).await?;
             local_shutdown = Some(local.clone());
+            route_source = Some(Arc::new(local.clone()));
             Arc::new(local)
         }
     };
@@ -311,6 +395,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     service
         .readiness
         .add(Arc::new(BackendReady(scheduler.clone())));
+    let emitter = spawn_route_emitter(&args.nats, route_source, &service)?;
     let (admin_addr, admin) = service.spawn_admin(args.admin_listen).await?;
     let listener = cube_runtime::bind(args.listen).await?;
     tracing::info!(
@@ -336,6 +421,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await
     .context("OPI service failed")?;
+    if let Some(emitter) = emitter {
+        // Routes go before the instances do.
+        emitter.await.context("route emitter task failed")??;
+    }
     if let Some(local) = local_shutdown {
         // Stop the app processes; their desired state stays on disk.
         local.shutdown().await;

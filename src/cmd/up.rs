@@ -82,6 +82,9 @@ pub struct Args {
     // With --kubeconfig: how routes reach the apps (default here: ingress).
     #[command(flatten)]
     routing: super::opi::RoutingArgs,
+
+    #[command(flatten)]
+    nats: super::opi::NatsArgs,
 }
 
 /// The scheduler `cube up` runs apps on.
@@ -234,6 +237,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         let service = service.clone();
         tasks.spawn(async move { sink::run(config, service).await.context("Sink failed") });
+    }
+
+    // gorouter registration over NATS, when asked for.
+    {
+        let source: Arc<dyn opi::routing::RouteSource> = match &backend {
+            Backend::Local(local) => Arc::new(local.clone()),
+            Backend::Kubernetes(k8s) => k8s.clone(),
+        };
+        if let Some(emitter) = super::opi::spawn_route_emitter(&args.nats, Some(source), &service)?
+        {
+            tasks.spawn(async move { emitter.await.context("route emitter task failed")? });
+        }
     }
 
     // Router: Host header → healthy local instances. On Kubernetes the
