@@ -295,6 +295,12 @@ async fn fake_stager(fail_with: Option<&'static str>) -> (SocketAddr, Arc<Atomic
     let state = (requests.clone(), fail_with);
     let router = Router::new()
         .route(
+            "/stage/{guid}/logs",
+            axum::routing::get(|AxumPath(guid): AxumPath<String>| async move {
+                format!("-----> fake staging of {guid}\n-----> done")
+            }),
+        )
+        .route(
             "/stage/{guid}",
             post(
                 |State((requests, fail_with)): State<(Arc<AtomicUsize>, Option<&'static str>)>,
@@ -373,14 +379,13 @@ async fn push_stages_through_the_stager_and_serves_the_droplet() {
     std::fs::write(app_dir.path().join("app.rb"), "puts :hi").unwrap();
     let api = SimClient::new(&sim.url).unwrap();
     let mut lines = Vec::new();
-    let app = cc::push::push(
-        &api,
-        None,
-        push_options("rb", app_dir.path()),
-        &mut |line| lines.push(line),
-    )
-    .await
-    .unwrap();
+    let options = PushOptions {
+        staging_logs: true,
+        ..push_options("rb", app_dir.path())
+    };
+    let app = cc::push::push(&api, None, options, &mut |line| lines.push(line))
+        .await
+        .unwrap();
     assert_eq!(requests.load(Ordering::SeqCst), 1);
     assert!(app.desired);
     assert_eq!(app.instances, 2);
@@ -390,6 +395,13 @@ async fn push_stages_through_the_stager_and_serves_the_droplet() {
             .any(|l| l.contains("STAGED") || l.contains("Staged")),
         "{lines:?}"
     );
+    // The stager's staging log, through the simulator, line by line.
+    let build = app.build.as_ref().unwrap();
+    let shown = lines
+        .iter()
+        .position(|l| *l == format!("   -----> fake staging of {}", build.guid))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    assert_eq!(lines[shown + 1], "   -----> done");
 
     let cc = client(&sim.url);
     let records = cc

@@ -561,3 +561,76 @@ async fn unknown_routes_answer_cc_errors() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error_code"], "CF-ResourceNotFound");
 }
+
+#[tokio::test]
+async fn staging_logs_name_what_is_missing() {
+    let f = sim_with(|_| {}).await;
+    let logs = |f: &Fixture| {
+        json_call(
+            router(f),
+            "GET",
+            "/sim/apps/web/staging_logs",
+            false,
+            Value::Null,
+        )
+    };
+    let (status, body) = logs(&f).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["description"], "app `web` not found");
+    json_call(
+        router(&f),
+        "PUT",
+        "/sim/apps/web",
+        false,
+        json!({"docker_image": "nginx"}),
+    )
+    .await;
+    let (status, body) = logs(&f).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["description"], "app `web` has not been staged");
+    json_call(
+        router(&f),
+        "POST",
+        "/sim/apps/web/stage",
+        false,
+        Value::Null,
+    )
+    .await;
+    let (status, body) = logs(&f).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .contains("no stager configured"),
+        "{body}"
+    );
+
+    // Port 9 (discard) on loopback is closed in test environments.
+    let f = sim_with(|c| c.stager_url = Some("http://127.0.0.1:9".into())).await;
+    json_call(
+        router(&f),
+        "PUT",
+        "/sim/apps/web",
+        false,
+        json!({"docker_image": "nginx"}),
+    )
+    .await;
+    json_call(
+        router(&f),
+        "POST",
+        "/sim/apps/web/stage",
+        false,
+        Value::Null,
+    )
+    .await;
+    let (status, body) = logs(&f).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+    assert!(
+        body["description"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1:9"),
+        "{body}"
+    );
+}
