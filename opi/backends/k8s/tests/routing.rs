@@ -4,11 +4,9 @@
 //! change exactly the changed routes; stops remove them; `Routing::None`
 //! writes (and asks) nothing of the kind.
 
-use std::collections::BTreeMap;
-
 use http::Method;
 use opi::Scheduler;
-use opi::model::{LrpId, LrpUpdate, Route, Routes};
+use opi::model::{LrpId, LrpUpdate};
 use opi_k8s::config::Routing;
 use opi_k8s::{Config, K8sScheduler};
 use serde_json::{Value, json};
@@ -43,32 +41,40 @@ fn setup(routing: Routing) -> (FakeApiServer, K8sScheduler) {
     (server, scheduler)
 }
 
-fn routes(hosts: &[(&str, i64)]) -> Routes {
-    Routes {
-        cf_router: hosts
-            .iter()
-            .map(|(hostname, port)| Route {
-                hostname: (*hostname).to_owned(),
-                port: *port,
-            })
-            .collect(),
-        other: BTreeMap::new(),
-    }
-}
-
 /// App `myapp` (1 instance, port 8080) with routes `a` and `b/api`.
 fn myapp() -> opi::model::DesiredLrp {
     let mut lrp = common::lrp("myapp", "guid-1", "v1", 1);
-    lrp.routes = routes(&[("a.example.com", 8080), ("b.example.com/api", 8080)]);
+    lrp.routes = common::routes(&[("a.example.com", 8080), ("b.example.com/api", 8080)]);
     lrp
 }
 
 fn update(hosts: &[(&str, i64)]) -> LrpUpdate {
     LrpUpdate {
         instances: None,
-        routes: Some(routes(hosts)),
+        routes: Some(common::routes(hosts)),
         annotation: None,
     }
+}
+
+/// Routes `a` (kept from [`myapp`]) and `c` (new).
+const A_AND_C: &[(&str, i64)] = &[("a.example.com", 8080), ("c.example.com", 8080)];
+
+/// Updating to [`A_AND_C`] again changes nothing in the cluster.
+async fn unchanged_update_writes_nothing(
+    server: &FakeApiServer,
+    scheduler: &K8sScheduler,
+    id: &LrpId,
+) {
+    let version = server.resource_version();
+    scheduler
+        .update(id, update(A_AND_C))
+        .await
+        .expect("same update");
+    assert_eq!(
+        server.resource_version(),
+        version,
+        "an unchanged update wrote"
+    );
 }
 
 fn get(server: &FakeApiServer, plural: &str, name: &str) -> Value {
@@ -193,10 +199,7 @@ async fn ingress_updates_change_exactly_the_changed_routes() {
 
     // Add c, drop b, keep a.
     scheduler
-        .update(
-            &id,
-            update(&[("a.example.com", 8080), ("c.example.com", 8080)]),
-        )
+        .update(&id, update(A_AND_C))
         .await
         .expect("update");
     let after = get(&server, "ingresses", "myapp");
@@ -219,19 +222,7 @@ async fn ingress_updates_change_exactly_the_changed_routes() {
     let service_version = get(&server, "services", "myapp")["metadata"]["resourceVersion"].clone();
 
     // The same routes again: no write at all.
-    let version = server.resource_version();
-    scheduler
-        .update(
-            &id,
-            update(&[("a.example.com", 8080), ("c.example.com", 8080)]),
-        )
-        .await
-        .expect("same update");
-    assert_eq!(
-        server.resource_version(),
-        version,
-        "an unchanged update wrote"
-    );
+    unchanged_update_writes_nothing(&server, &scheduler, &id).await;
     assert_eq!(
         get(&server, "services", "myapp")["metadata"]["resourceVersion"],
         service_version
@@ -274,10 +265,7 @@ async fn gateway_mode_attaches_an_http_route_and_updates_it() {
     assert!(server.get("services", NS, "myapp").is_some());
 
     scheduler
-        .update(
-            &id,
-            update(&[("a.example.com", 8080), ("c.example.com", 8080)]),
-        )
+        .update(&id, update(A_AND_C))
         .await
         .expect("update");
     let after = get(&server, "httproutes", "myapp");
@@ -290,19 +278,7 @@ async fn gateway_mode_attaches_an_http_route_and_updates_it() {
         json!([{"path": {"type": "PathPrefix", "value": "/"}}])
     );
     assert_eq!(after["spec"]["parentRefs"], route["spec"]["parentRefs"]);
-    let version = server.resource_version();
-    scheduler
-        .update(
-            &id,
-            update(&[("a.example.com", 8080), ("c.example.com", 8080)]),
-        )
-        .await
-        .expect("same update");
-    assert_eq!(
-        server.resource_version(),
-        version,
-        "an unchanged update wrote"
-    );
+    unchanged_update_writes_nothing(&server, &scheduler, &id).await;
 }
 
 #[tokio::test]
@@ -348,7 +324,7 @@ async fn routes_to_several_ports_match_hosts_in_gateway_rules_and_digit_names_ge
     let (server, scheduler) = setup(gateway_routing());
     let mut lrp = common::lrp("9lives", "guid-9", "v1", 1);
     lrp.ports = vec![8080, 9090];
-    lrp.routes = routes(&[("a.example.com", 8080), ("m.example.com", 9090)]);
+    lrp.routes = common::routes(&[("a.example.com", 8080), ("m.example.com", 9090)]);
     scheduler.desire(lrp).await.expect("desire");
     let services = server.list("services", Some(NS));
     assert_eq!(services.len(), 1);
@@ -388,7 +364,7 @@ async fn a_cluster_without_gateway_api_is_an_error_naming_it() {
 async fn an_invalid_route_host_is_a_bad_request_naming_it() {
     let (_server, scheduler) = setup(ingress_routing());
     let mut lrp = myapp();
-    lrp.routes = routes(&[("10.0.0.1", 8080)]);
+    lrp.routes = common::routes(&[("10.0.0.1", 8080)]);
     match scheduler.desire(lrp).await {
         Err(e @ opi::Error::BadBody(_)) => {
             assert!(e.to_string().contains("10.0.0.1"), "{e}");

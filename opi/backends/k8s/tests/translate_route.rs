@@ -2,9 +2,7 @@
 //! snapshots (review changes with `cargo insta review`), and the rules the
 //! snapshots cannot show.
 
-use std::collections::BTreeMap;
-
-use opi::model::{DesiredLrp, Route, Routes};
+use opi::model::DesiredLrp;
 use opi_k8s::translate::Placement;
 use opi_k8s::translate::route::{self, Gateway, Target};
 
@@ -20,16 +18,7 @@ fn placement() -> Placement {
 
 fn with_routes(hosts: &[(&str, i64)]) -> DesiredLrp {
     let mut lrp = common::lrp("myapp", "guid-1", "v1", 2);
-    lrp.routes = Routes {
-        cf_router: hosts
-            .iter()
-            .map(|(hostname, port)| Route {
-                hostname: (*hostname).to_owned(),
-                port: *port,
-            })
-            .collect(),
-        other: BTreeMap::new(),
-    };
+    lrp.routes = common::routes(hosts);
     lrp
 }
 

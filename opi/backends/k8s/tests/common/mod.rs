@@ -65,6 +65,20 @@ pub fn lrp(name: &str, guid: &str, version: &str, instances: u32) -> DesiredLrp 
     }
 }
 
+/// `cf-router` routes: `(hostname, container port)` pairs.
+pub fn routes(hosts: &[(&str, i64)]) -> Routes {
+    Routes {
+        cf_router: hosts
+            .iter()
+            .map(|(hostname, port)| Route {
+                hostname: (*hostname).to_owned(),
+                port: *port,
+            })
+            .collect(),
+        other: BTreeMap::new(),
+    }
+}
+
 /// Creates namespace `name`.
 pub async fn create_namespace(server: &FakeApiServer, name: &str) {
     let namespace: Namespace =
