@@ -178,4 +178,14 @@ fn errors_are_one_clear_line() {
     let err = failure(&out);
     assert!(err.starts_with("error: cannot reach CC at"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
+
+    // push says the same, before anything else.
+    let out = Command::new(env!("CARGO_BIN_EXE_cube"))
+        .args(["push", app_dir.to_str().unwrap(), "--name", "site"])
+        .args(["--cc-url", &format!("http://{closed}")])
+        .output()
+        .unwrap();
+    let err = failure(&out);
+    assert!(err.starts_with("error: cannot reach CC at"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
 }

@@ -157,6 +157,15 @@ fn push_scale_crash_and_delete_like_a_new_user() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1 of 1 instances running"), "{text}");
+    // The buildpack's own output, streamed while staging, before the instances.
+    let finalized = text
+        .find("-----> Python buildpack: done")
+        .unwrap_or_else(|| panic!("push shows the buildpack's output: {text}"));
+    assert!(
+        finalized < text.find("1 of 1 instances running").unwrap(),
+        "{text}"
+    );
+    assert!(text.contains("-----> Staging complete"), "{text}");
     assert!(
         text.contains(&format!("http://hello.localhost:{}", up.router)),
         "push prints the app's URL: {text}"
@@ -212,4 +221,26 @@ fn push_scale_crash_and_delete_like_a_new_user() {
     });
     let (code, body) = get_through_router(&up, "hello.localhost");
     assert_eq!(code, 404, "{body}");
+
+    // No buildpack takes a lone HTML file: push shows why, then one error line.
+    let site = up.data.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("index.html"), "hi").unwrap();
+    let out = cube()
+        .args(["push", site.to_str().unwrap(), "--name", "site"])
+        .args(["--cc-url", &up.cc, "--opi-url", &up.opi])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stdout.contains("-----> Staging failed (NoAppDetectedError)"),
+        "the staging output is shown: {stdout}"
+    );
+    assert!(
+        stderr.starts_with("error: staging site failed: NoAppDetectedError"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
