@@ -290,6 +290,25 @@ fn is_route_hostname(host: &str) -> bool {
     host_problem(host).is_none() && host.len() <= 253
 }
 
+/// The items of list `key` of `v` (at `field`), which the CRD's `maxItems`
+/// limits to `max`.
+fn at_most<'a>(
+    v: &'a Value,
+    key: &str,
+    field: &str,
+    max: usize,
+    problems: &mut Problems,
+) -> Vec<(usize, &'a Value)> {
+    let list: Vec<(usize, &Value)> = items(v, &[key]).collect();
+    if list.len() > max {
+        problems.push(format!(
+            "{field}.{key}: Too many: {}: must have at most {max} items",
+            list.len()
+        ));
+    }
+    list
+}
+
 /// Problems of an `HTTPRoute` (the v1 CRD's schema and CEL rules that
 /// Cube's objects can meet).
 pub fn http_route(object: &Value, problems: &mut Problems) {
@@ -298,13 +317,7 @@ pub fn http_route(object: &Value, problems: &mut Problems) {
         problems.push("spec: Required value".into());
         return;
     }
-    let parents: Vec<(usize, &Value)> = items(spec, &["parentRefs"]).collect();
-    if parents.len() > 32 {
-        problems.push(format!(
-            "spec.parentRefs: Too many: {}: must have at most 32 items",
-            parents.len()
-        ));
-    }
+    let parents = at_most(spec, "parentRefs", "spec", 32, problems);
     for (i, parent) in parents {
         let name = str_at(parent, &["name"]).unwrap_or("");
         if name.is_empty() || name.len() > 253 {
@@ -318,13 +331,7 @@ pub fn http_route(object: &Value, problems: &mut Problems) {
             ));
         }
     }
-    let hostnames: Vec<(usize, &Value)> = items(spec, &["hostnames"]).collect();
-    if hostnames.len() > 16 {
-        problems.push(format!(
-            "spec.hostnames: Too many: {}: must have at most 16 items",
-            hostnames.len()
-        ));
-    }
+    let hostnames = at_most(spec, "hostnames", "spec", 16, problems);
     for (i, host) in hostnames {
         let host = host.as_str().unwrap_or("");
         if !is_route_hostname(host) {
@@ -333,22 +340,10 @@ pub fn http_route(object: &Value, problems: &mut Problems) {
             ));
         }
     }
-    let rules: Vec<(usize, &Value)> = items(spec, &["rules"]).collect();
-    if rules.len() > 16 {
-        problems.push(format!(
-            "spec.rules: Too many: {}: must have at most 16 items",
-            rules.len()
-        ));
-    }
+    let rules = at_most(spec, "rules", "spec", 16, problems);
     for (i, rule) in rules {
         let field = format!("spec.rules[{i}]");
-        let matches: Vec<(usize, &Value)> = items(rule, &["matches"]).collect();
-        if matches.len() > 64 {
-            problems.push(format!(
-                "{field}.matches: Too many: {}: must have at most 64 items",
-                matches.len()
-            ));
-        }
+        let matches = at_most(rule, "matches", &field, 64, problems);
         for (j, m) in matches {
             if let Some(path) = m.get("path") {
                 let kind = str_at(path, &["type"]).unwrap_or("PathPrefix");
