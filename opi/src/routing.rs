@@ -100,6 +100,7 @@ pub fn lrp_endpoints(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::model::Route;
 
@@ -140,5 +141,62 @@ mod tests {
     #[test]
     fn no_routes_no_hostnames() {
         assert!(route_hostnames(&Routes::default()).is_empty());
+    }
+
+    /// CC's buildpack fixture with two more routes, one on a second port.
+    fn lrp_with_routes() -> DesiredLrp {
+        let path = format!(
+            "{}/testdata/desire_buildpack.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut req: crate::model::wire::DesireLrpRequest =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        req.ports = vec![8080, 9090];
+        req.routes = routes(&[
+            ("myapp.example.com", 8080),
+            ("www.example.com", 8080),
+            ("admin.example.com", 9090),
+        ]);
+        let process_guid = format!("{}-{}", req.guid, req.version);
+        crate::model::validate::desire(&process_guid, req).unwrap()
+    }
+
+    #[test]
+    fn one_endpoint_per_routed_container_port_at_the_dialled_port() {
+        let lrp = lrp_with_routes();
+        let address = InstanceAddress {
+            instance_guid: "pod-uid".into(),
+            index: 2,
+            host: "10.1.2.3".into(),
+        };
+        let endpoints = lrp_endpoints(&lrp, &address, |port| Some(port + 1));
+        assert_eq!(endpoints.len(), 2, "{endpoints:?}");
+        let web = &endpoints[0];
+        assert_eq!(web.process_guid, lrp.id.process_guid());
+        assert_eq!(web.app_guid, lrp.app.guid);
+        assert_eq!((web.instance_guid.as_str(), web.index), ("pod-uid", 2));
+        assert_eq!(
+            (web.host.as_str(), web.port, web.container_port),
+            ("10.1.2.3", 8081, 8080)
+        );
+        assert_eq!(web.hostnames, ["myapp.example.com", "www.example.com"]);
+        assert_eq!(
+            (endpoints[1].port, endpoints[1].container_port),
+            (9091, 9090)
+        );
+        assert_eq!(endpoints[1].hostnames, ["admin.example.com"]);
+    }
+
+    #[test]
+    fn unexposed_container_ports_get_no_endpoint() {
+        let lrp = lrp_with_routes();
+        let address = InstanceAddress {
+            instance_guid: "i".into(),
+            index: 0,
+            host: "127.0.0.1".into(),
+        };
+        let endpoints = lrp_endpoints(&lrp, &address, |port| (port == 8080).then_some(61000));
+        assert_eq!(endpoints.len(), 1);
+        assert_eq!(endpoints[0].port, 61000);
     }
 }
