@@ -14,7 +14,8 @@
 //!                 ──translate::route─▶ Service <name>    (--routing ingress|gateway;
 //!                                Ingress | HTTPRoute <name>  owned by the StatefulSet)
 //! Task ──translate::task──▶ Job <app>-<task>-<hash> (backoffLimit 0, TTL) + Secret
-//! pods ──watch (reflector)──▶ instances() and crash events
+//! pods ──watch──▶ PodCache (compact records) ──▶ instances(), crash events
+//!                                       └─ + StatefulSet routes ──▶ RouteSource endpoints
 //! Jobs ──watch──▶ task-completed events
 //! StatefulSets, namespaces ──watch──▶ Placements (where each process / space is)
 //! ```
@@ -22,6 +23,8 @@
 //! - [`names`]: CF names → DNS-1123 names and label values (pure, property-tested).
 //! - [`translate`]: domain types → Kubernetes objects and back (pure).
 //! - [`instances`], [`tasks`]: pods → instances and crashes, Jobs → task states (pure).
+//! - [`routes`]: each process's routes (from its StatefulSet) and the
+//!   endpoints of its ready pods: the backend as an [`opi::routing::RouteSource`].
 //! - [`placements`]: the index of StatefulSets and space namespaces that
 //!   spares each desire its cluster-wide LISTs (pure, fed by [`watch`]).
 //! - [`backend`] and [`watch`]: the I/O.
