@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use crate::droplet::Limits;
 use crate::rootfs::RootfsSource;
 
+/// Default memory for hot blobs: a droplet layer of up to 128 MiB is served
+/// from memory to many pulling kubelets.
+pub const DEFAULT_BLOB_CACHE_BYTES: u64 = 256 << 20;
+
 /// Settings of one registry.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -26,6 +30,9 @@ pub struct Config {
     pub droplet_limits: Limits,
     /// Largest blob accepted by push.
     pub max_blob_bytes: u64,
+    /// Bytes of hot blobs kept in memory (0: none); blobs up to half of it
+    /// are kept.
+    pub blob_cache_bytes: u64,
 }
 
 impl Config {
@@ -40,6 +47,7 @@ impl Config {
             anonymous_pull: false,
             droplet_limits: Limits::default(),
             max_blob_bytes: 16 << 30,
+            blob_cache_bytes: DEFAULT_BLOB_CACHE_BYTES,
         }
     }
 }

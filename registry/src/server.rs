@@ -15,13 +15,14 @@ pub async fn open_store(config: &Config) -> Result<Arc<Store>, Error> {
     tokio::fs::create_dir_all(&config.data_dir)
         .await
         .map_err(|e| Error::Config(format!("data dir {}: {e}", config.data_dir.display())))?;
-    let store = match &config.object_store {
+    let mut store = match &config.object_store {
         None => Store::filesystem(&config.data_dir, config.max_blob_bytes).await?,
         Some(url) => {
             let backend = ObjectBackend::s3(url)?;
             Store::open(&config.data_dir, Arc::new(backend), config.max_blob_bytes).await?
         }
     };
+    store.cache_blobs(config.blob_cache_bytes);
     Ok(Arc::new(store))
 }
 

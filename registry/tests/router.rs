@@ -25,56 +25,65 @@ async fn base_answers_with_the_api_version() {
     );
 }
 
+/// Blob reads answer the same from memory (the hot-blob cache) and streamed
+/// from the store.
 #[tokio::test]
 async fn monolithic_blob_push_then_head_get_and_range() {
-    let (_dir, router, _) = fresh().await;
-    let data = b"0123456789";
-    let digest = push_blob(&router, "lib/x", data).await;
+    for blob_cache_bytes in [registry::config::DEFAULT_BLOB_CACHE_BYTES, 0] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            blob_cache_bytes,
+            ..Config::new(dir.path())
+        };
+        let (router, _) = registry(config).await;
+        let data = b"0123456789";
+        let digest = push_blob(&router, "lib/x", data).await;
 
-    let head = send(
-        &router,
-        Method::HEAD,
-        &format!("/v2/lib/x/blobs/{digest}"),
-        &[],
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(head.status, StatusCode::OK);
-    assert_eq!(head.header("content-length"), "10");
-    assert_eq!(head.header("docker-content-digest"), digest.to_string());
-    assert!(head.body.is_empty());
+        let head = send(
+            &router,
+            Method::HEAD,
+            &format!("/v2/lib/x/blobs/{digest}"),
+            &[],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(head.header("content-length"), "10");
+        assert_eq!(head.header("docker-content-digest"), digest.to_string());
+        assert!(head.body.is_empty());
 
-    let full = get(&router, &format!("/v2/lib/x/blobs/{digest}")).await;
-    assert_eq!(full.body.as_ref(), data);
+        let full = get(&router, &format!("/v2/lib/x/blobs/{digest}")).await;
+        assert_eq!(full.body.as_ref(), data);
 
-    let part = send(
-        &router,
-        Method::GET,
-        &format!("/v2/lib/x/blobs/{digest}"),
-        &[("range", "bytes=2-4")],
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
-    assert_eq!(part.header("content-range"), "bytes 2-4/10");
-    assert_eq!(part.body.as_ref(), b"234");
+        let part = send(
+            &router,
+            Method::GET,
+            &format!("/v2/lib/x/blobs/{digest}"),
+            &[("range", "bytes=2-4")],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+        assert_eq!(part.header("content-range"), "bytes 2-4/10");
+        assert_eq!(part.body.as_ref(), b"234");
 
-    let bad = send(
-        &router,
-        Method::GET,
-        &format!("/v2/lib/x/blobs/{digest}"),
-        &[("range", "bytes=20-")],
-        Body::empty(),
-    )
-    .await;
-    assert_eq!(bad.status, StatusCode::RANGE_NOT_SATISFIABLE);
+        let bad = send(
+            &router,
+            Method::GET,
+            &format!("/v2/lib/x/blobs/{digest}"),
+            &[("range", "bytes=20-")],
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(bad.status, StatusCode::RANGE_NOT_SATISFIABLE);
 
-    // Other repositories do not see it.
-    let other = get(&router, &format!("/v2/lib/y/blobs/{digest}")).await;
-    assert_eq!(
-        (other.status, other.code().as_str()),
-        (StatusCode::NOT_FOUND, "BLOB_UNKNOWN")
-    );
+        // Other repositories do not see it.
+        let other = get(&router, &format!("/v2/lib/y/blobs/{digest}")).await;
+        assert_eq!(
+            (other.status, other.code().as_str()),
+            (StatusCode::NOT_FOUND, "BLOB_UNKNOWN")
+        );
+    }
 }
 
 #[tokio::test]

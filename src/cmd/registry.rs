@@ -66,6 +66,11 @@ pub struct Args {
     /// Largest blob accepted by push, in bytes.
     #[arg(long, default_value_t = 16 << 30)]
     max_blob_bytes: u64,
+
+    /// Memory for hot blobs, in bytes (0: none); blobs up to half of it are
+    /// served from memory.
+    #[arg(long, default_value_t = registry::config::DEFAULT_BLOB_CACHE_BYTES)]
+    blob_cache_bytes: u64,
 }
 
 /// Where the registry keeps its data.
@@ -143,6 +148,7 @@ fn config(args: &Args) -> registry::Config {
         max_entries: args.max_droplet_entries,
     };
     config.max_blob_bytes = args.max_blob_bytes;
+    config.blob_cache_bytes = args.blob_cache_bytes;
     config
 }
 

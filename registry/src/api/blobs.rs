@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use super::{Shared, empty, range};
+use crate::store::BlobBody;
 use crate::{Digest, Error, Name};
 
 pub(super) async fn get(
@@ -45,7 +46,10 @@ pub(super) async fn get(
     let body = if head {
         Body::empty()
     } else {
-        Body::from_stream(state.store.blob_stream(&digest, requested).await?)
+        match state.store.blob_body(&digest, requested, size).await? {
+            BlobBody::Memory(bytes) => Body::from(bytes),
+            BlobBody::Stream(stream) => Body::from_stream(stream),
+        }
     };
     response
         .header(header::CONTENT_LENGTH, length)

@@ -16,6 +16,7 @@
 //! never leaves a reference to missing content.
 
 pub mod backend;
+pub mod cache;
 mod file_stream;
 pub mod fs;
 pub mod object;
@@ -32,6 +33,7 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 
 pub use backend::{Backend, ByteStream, Meta};
+pub use cache::BlobCache;
 pub use fs::FsBackend;
 pub use object::ObjectBackend;
 
@@ -45,6 +47,15 @@ pub struct Store {
     uploads: PathBuf,
     max_blob_bytes: u64,
     sessions: Mutex<upload::Sessions>,
+    cache: BlobCache,
+}
+
+/// A blob's body: bytes in memory, or a stream from the backend.
+pub enum BlobBody {
+    /// From [`BlobCache`].
+    Memory(Bytes),
+    /// Streamed from the backend.
+    Stream(ByteStream),
 }
 
 /// Age after which reading a blob's existence refreshes its repository link.
@@ -105,6 +116,7 @@ impl Store {
             uploads,
             max_blob_bytes,
             sessions: Mutex::default(),
+            cache: BlobCache::new(0),
         })
     }
 
@@ -112,6 +124,11 @@ impl Store {
     pub async fn filesystem(data_dir: &Path, max_blob_bytes: u64) -> Result<Self, Error> {
         let backend = FsBackend::new(data_dir.to_owned(), data_dir.join("_tmp"));
         Self::open(data_dir, Arc::new(backend), max_blob_bytes).await
+    }
+
+    /// Keeps up to `capacity` bytes of hot blobs in memory (0: none).
+    pub fn cache_blobs(&mut self, capacity: u64) {
+        self.cache = BlobCache::new(capacity);
     }
 
     /// The backend, for garbage collection and readiness.
@@ -188,6 +205,49 @@ impl Store {
             .get(&blob_key(digest), range)
             .await?
             .ok_or_else(|| Error::BlobUnknown(digest.to_string()))
+    }
+
+    /// The body of a blob of `size` bytes (or a byte range of it) whose
+    /// existence the caller has just checked: from memory when the blob is
+    /// cached or small enough to be (then it is read whole and kept), else
+    /// streamed.
+    pub async fn blob_body(
+        &self,
+        digest: &Digest,
+        range: Option<Range<u64>>,
+        size: u64,
+    ) -> Result<BlobBody, Error> {
+        if !self.cache.admits(size) {
+            return Ok(BlobBody::Stream(self.blob_stream(digest, range).await?));
+        }
+        let blob = self
+            .cache
+            .get_or_read(digest, size, || async {
+                let mut stream = self.blob_stream(digest, None).await?;
+                let mut whole = bytes::BytesMut::with_capacity(size as usize);
+                while let Some(chunk) = stream.next().await {
+                    whole.extend_from_slice(&chunk.map_err(|e| Error::storage("read blob", e))?);
+                }
+                if whole.len() as u64 != size {
+                    return Err(Error::Storage(format!(
+                        "blob {digest} is {} bytes, expected {size}",
+                        whole.len()
+                    )));
+                }
+                Ok(whole.freeze())
+            })
+            .await?;
+        Ok(BlobBody::Memory(match range {
+            Some(r) if r.start <= r.end && r.end <= size => {
+                blob.slice(r.start as usize..r.end as usize)
+            }
+            Some(r) => {
+                return Err(Error::Storage(format!(
+                    "range {r:?} outside blob {digest} of {size} bytes"
+                )));
+            }
+            None => blob,
+        }))
     }
 
     /// Links an existing blob into `name` (after upload, or a cross-repo mount).
