@@ -562,9 +562,17 @@ async fn unknown_routes_answer_cc_errors() {
     assert_eq!(body["error_code"], "CF-ResourceNotFound");
 }
 
+/// `PUT /sim/apps/web` as a Docker app, then, with `stage`, `POST …/stage`.
+async fn docker_web(f: &Fixture, stage: bool) {
+    let manifest = json!({"docker_image": "nginx"});
+    json_call(router(f), "PUT", "/sim/apps/web", false, manifest).await;
+    if stage {
+        json_call(router(f), "POST", "/sim/apps/web/stage", false, Value::Null).await;
+    }
+}
+
 #[tokio::test]
 async fn staging_logs_name_what_is_missing() {
-    let f = sim_with(|_| {}).await;
     let logs = |f: &Fixture| {
         json_call(
             router(f),
@@ -574,63 +582,25 @@ async fn staging_logs_name_what_is_missing() {
             Value::Null,
         )
     };
+    let f = sim_with(|_| {}).await;
     let (status, body) = logs(&f).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["description"], "app `web` not found");
-    json_call(
-        router(&f),
-        "PUT",
-        "/sim/apps/web",
-        false,
-        json!({"docker_image": "nginx"}),
-    )
-    .await;
+    docker_web(&f, false).await;
     let (status, body) = logs(&f).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["description"], "app `web` has not been staged");
-    json_call(
-        router(&f),
-        "POST",
-        "/sim/apps/web/stage",
-        false,
-        Value::Null,
-    )
-    .await;
+    docker_web(&f, true).await;
     let (status, body) = logs(&f).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(
-        body["description"]
-            .as_str()
-            .unwrap()
-            .contains("no stager configured"),
-        "{body}"
-    );
+    let description = body["description"].as_str().unwrap();
+    assert!(description.contains("no stager configured"), "{body}");
 
     // Port 9 (discard) on loopback is closed in test environments.
     let f = sim_with(|c| c.stager_url = Some("http://127.0.0.1:9".into())).await;
-    json_call(
-        router(&f),
-        "PUT",
-        "/sim/apps/web",
-        false,
-        json!({"docker_image": "nginx"}),
-    )
-    .await;
-    json_call(
-        router(&f),
-        "POST",
-        "/sim/apps/web/stage",
-        false,
-        Value::Null,
-    )
-    .await;
+    docker_web(&f, true).await;
     let (status, body) = logs(&f).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(
-        body["description"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1:9"),
-        "{body}"
-    );
+    let description = body["description"].as_str().unwrap();
+    assert!(description.contains("127.0.0.1:9"), "{body}");
 }

@@ -459,6 +459,17 @@ fn every_error_maps_to_its_status() {
     }
 }
 
+/// OPI forwarding `/stage/…` to `st8ge`, which serves on 127.0.0.1.
+async fn forwarding_to(st8ge: Router) -> Fixture {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, st8ge).await.unwrap() });
+    setup_with(ApiConfig {
+        stager_url: Some(reqwest::Url::parse(&format!("http://{addr}")).unwrap()),
+        ..ApiConfig::default()
+    })
+}
+
 #[tokio::test]
 async fn staging_is_forwarded_to_st8ge_when_configured() {
     use std::sync::Mutex;
@@ -477,14 +488,7 @@ async fn staging_is_forwarded_to_st8ge_when_configured() {
             (StatusCode::ACCEPTED, Json(json!({"accepted": true})))
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, st8ge).await.unwrap() });
-
-    let f = setup_with(ApiConfig {
-        stager_url: Some(reqwest::Url::parse(&format!("http://{addr}")).unwrap()),
-        ..ApiConfig::default()
-    });
+    let f = forwarding_to(st8ge).await;
     let (status, body) = call(
         &f.router,
         Method::POST,
@@ -559,13 +563,7 @@ async fn staging_logs_are_streamed_through_as_st8ge_sends_them() {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, st8ge).await.unwrap() });
-    let f = setup_with(ApiConfig {
-        stager_url: Some(reqwest::Url::parse(&format!("http://{addr}")).unwrap()),
-        ..ApiConfig::default()
-    });
+    let f = forwarding_to(st8ge).await;
 
     lines.send(Bytes::from("-----> first\n")).await.unwrap();
     let request = Request::get("/stage/s-1/logs")
