@@ -92,6 +92,27 @@ pub struct Api {
     pub logs: Logs,
 }
 
+/// A path parameter; a path axum cannot decode (invalid UTF-8 escapes) is a
+/// 400 in the JSON error format, like every other refusal.
+struct Param(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Param {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(value)| Param(value))
+            .map_err(|e| Error::Invalid(format!("path: {}", e.body_text())))
+    }
+}
+
+/// A staging guid becomes an OPI task guid and a URL path segment: `..`,
+/// `/` and the like are refused here, naming the parameter.
+fn staging_guid(guid: &str) -> Result<()> {
+    opi::model::validate::guid("staging_guid", guid).map_err(|e| Error::Invalid(e.to_string()))
+}
+
 /// The router.
 pub fn router(api: Arc<Api>) -> Router {
     Router::new()
@@ -103,6 +124,9 @@ pub fn router(api: Arc<Api>) -> Router {
         )
         .route("/buildpacks", get(list_buildpacks))
         .route("/buildpacks/{file}", get(buildpack_zip))
+        .fallback(|uri: axum::http::Uri| async move {
+            Error::NotFound(format!("no route {}", uri.path()))
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -136,13 +160,9 @@ impl Api {
     }
 }
 
-async fn stage(
-    State(api): State<Arc<Api>>,
-    Path(guid): Path<String>,
-    body: Bytes,
-) -> Result<Response> {
-    let mut request: StagingRequest =
-        serde_json::from_slice(&body).map_err(|e| Error::Invalid(format!("body: {e}")))?;
+async fn stage(State(api): State<Arc<Api>>, Param(guid): Param, body: Bytes) -> Result<Response> {
+    staging_guid(&guid)?;
+    let mut request: StagingRequest = report::from_json(&body, "body")?;
     if let Some(bp) = request.lifecycle.buildpack_lifecycle.as_mut() {
         let shipped = api.shipped_names()?;
         bp.buildpacks =
@@ -213,7 +233,8 @@ async fn stage(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn cancel(State(api): State<Arc<Api>>, Path(guid): Path<String>) -> Result<StatusCode> {
+async fn cancel(State(api): State<Arc<Api>>, Param(guid): Param) -> Result<StatusCode> {
+    staging_guid(&guid)?;
     api.opi.cancel_task(&guid).await.map_err(|e| match e {
         opi::Error::NotFound(_) => Error::NotFound(format!("staging task {guid}")),
         other => Error::from(other),
@@ -231,10 +252,11 @@ struct CompletedQuery {
 
 async fn completed(
     State(api): State<Arc<Api>>,
-    Path(guid): Path<String>,
+    Param(guid): Param,
     Query(query): Query<CompletedQuery>,
     body: Bytes,
 ) -> Result<StatusCode> {
+    staging_guid(&guid)?;
     let callback = query
         .cc_callback
         .filter(|c| !c.is_empty())
@@ -327,7 +349,7 @@ async fn list_buildpacks(State(api): State<Arc<Api>>) -> Result<axum::Json<Vec<B
     ))
 }
 
-async fn buildpack_zip(State(api): State<Arc<Api>>, Path(file): Path<String>) -> Result<Response> {
+async fn buildpack_zip(State(api): State<Arc<Api>>, Param(file): Param) -> Result<Response> {
     let name = file
         .strip_suffix(".zip")
         .ok_or_else(|| Error::NotFound(format!("buildpack file {file:?} (ask for <name>.zip)")))?;

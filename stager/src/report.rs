@@ -52,13 +52,9 @@ impl Incoming {
         let value: serde_json::Value = serde_json::from_slice(body)
             .map_err(|e| Error::Invalid(format!("body is not JSON: {e}")))?;
         if value.get("task_guid").is_some() {
-            return serde_json::from_value(value)
-                .map(Incoming::Task)
-                .map_err(|e| Error::Invalid(format!("task completion: {e}")));
+            return named(value, "task completion").map(Incoming::Task);
         }
-        serde_json::from_value(value)
-            .map(Incoming::Staging)
-            .map_err(|e| Error::Invalid(format!("staging completion: {e}")))
+        named(value, "staging completion").map(Incoming::Staging)
     }
 
     /// What to tell CC, if anything. A task that finished without failing has
@@ -153,6 +149,27 @@ pub fn redact(url: &Url) -> String {
     url.to_string()
 }
 
+/// `value` as a `T`, or an error naming `what` and the field that is wrong
+/// (`staging completion: result.process_types: invalid type …`).
+fn named<T: serde::de::DeserializeOwned>(value: serde_json::Value, what: &str) -> Result<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| invalid(what, e))
+}
+
+/// A JSON body as a `T`, or an error naming `what` and the field that is wrong.
+pub fn from_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| invalid(what, e))
+}
+
+fn invalid(what: &str, e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let cause = e.into_inner();
+    if path == "." {
+        Error::Invalid(format!("{what}: {cause}"))
+    } else {
+        Error::Invalid(format!("{what}: {path}: {cause}"))
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,13 +106,17 @@ async fn token(State(state): State<Shared>, headers: HeaderMap) -> Result<Respon
 
 async fn dispatch(
     State(state): State<Shared>,
-    axum::extract::Path(rest): axum::extract::Path<String>,
+    rest: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
     request: Request,
 ) -> Response {
     let method = request.method().clone();
     let query = Query::parse(query.as_deref());
     let result = async {
+        // A path axum cannot decode (invalid UTF-8 escapes) is a bad name,
+        // answered in the OCI error format like every other.
+        let axum::extract::Path(rest) =
+            rest.map_err(|e| Error::NameInvalid(format!("the path: {}", e.body_text())))?;
         let route = path::parse(&rest)?;
         let (parts, body) = request.into_parts();
         let headers = &parts.headers;
