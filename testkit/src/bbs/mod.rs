@@ -99,6 +99,30 @@ impl FakeBbs {
             .map_err(|e| e.message)
     }
 
+    /// A cell running task `guid`'s action to its end the way Diego's
+    /// executor does — serial actions in order, stopping at the first
+    /// failure; emit-progress actions prefixing a failure with their
+    /// `failure_message_prefix`; timeout actions their inner action; try
+    /// actions ignoring failure; parallel and codependent actions theirs in
+    /// turn; downloads and uploads succeeding — where a run action exits
+    /// with `exit_status(run)` (failure `Exited with status N`), then
+    /// completing the task with the outcome.
+    pub fn run_task(
+        &self,
+        guid: &str,
+        exit_status: impl Fn(&proto::RunAction) -> i32,
+    ) -> Result<(), String> {
+        let task = self.task(guid).ok_or_else(|| format!("no task {guid}"))?;
+        let action = task
+            .task_definition
+            .and_then(|d| d.action)
+            .ok_or_else(|| format!("task {guid} has no action"))?;
+        match execute(&action, &exit_status) {
+            Ok(()) => self.complete_task(guid, false, "", ""),
+            Err(reason) => self.complete_task(guid, true, &reason, ""),
+        }
+    }
+
     /// Makes new instances stay `UNCLAIMED` with `error` (e.g. `insufficient
     /// resources: memory`), or lets them start again with `None`.
     pub fn set_placement_error(&self, error: Option<&str>) {
@@ -157,4 +181,47 @@ impl Drop for FakeBbs {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// Runs `action` as the executor would: `Err` with the failure message.
+fn execute(
+    action: &proto::Action,
+    exit_status: &dyn Fn(&proto::RunAction) -> i32,
+) -> Result<(), String> {
+    if let Some(run) = &action.run_action {
+        return match exit_status(run) {
+            0 => Ok(()),
+            code => Err(format!("Exited with status {code}")),
+        };
+    }
+    let inner = |nested: Option<&proto::Action>| {
+        nested.map_or(Ok(()), |nested| execute(nested, exit_status))
+    };
+    if let Some(progress) = &action.emit_progress_action {
+        return inner(progress.action.as_deref()).map_err(|e| {
+            if progress.failure_message_prefix.is_empty() {
+                e
+            } else {
+                format!("{}: {e}", progress.failure_message_prefix)
+            }
+        });
+    }
+    if let Some(timeout) = &action.timeout_action {
+        return inner(timeout.action.as_deref());
+    }
+    if let Some(attempt) = &action.try_action {
+        let _ = inner(attempt.action.as_deref());
+        return Ok(());
+    }
+    let lists = [
+        action.serial_action.as_ref().map(|a| &a.actions),
+        action.parallel_action.as_ref().map(|a| &a.actions),
+        action.codependent_action.as_ref().map(|a| &a.actions),
+    ];
+    for list in lists.into_iter().flatten() {
+        for nested in list {
+            execute(nested, exit_status)?;
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! The Diego backend passes the OPI conformance kit against the fake BBS,
 //! over mutual TLS: crashes are cells reporting to the BBS, task completions
-//! are cells finishing tasks, both observed through the BBS event streams.
+//! are cells running the tasks' actions (steps as a serial action), both
+//! observed through the BBS event streams.
 
 #![allow(clippy::unwrap_used)]
 
@@ -48,14 +49,13 @@ impl Harness for DiegoHarness {
         self.bbs.crash(&id.process_guid(), index, exit_status)
     }
 
+    /// A cell runs the task's action; `/bin/false` exits 1.
     async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
-        match outcome {
-            TaskOutcome::Succeed => self.bbs.complete_task(guid, false, "", ""),
-            TaskOutcome::Fail => self
-                .bbs
-                .complete_task(guid, true, "exited with status 1", ""),
-            TaskOutcome::RunUntilCancelled => Ok(()),
+        if outcome == TaskOutcome::RunUntilCancelled {
+            return Ok(());
         }
+        self.bbs
+            .run_task(guid, |run| i32::from(run.path == "/bin/false"))
     }
 }
 

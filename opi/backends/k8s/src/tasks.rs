@@ -1,9 +1,16 @@
-//! Jobs as OPI task states: pure functions over `Job`s.
+//! Jobs as OPI task states: pure functions over `Job`s (and their pods, to
+//! name the failed step of a task with steps), plus the one pod lookup that
+//! needs.
 
 use k8s_openapi::api::batch::v1::Job;
-use opi::model::{TaskCompletion, TaskState, TaskStatus};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use kube::Client;
+use kube::api::{Api, ListParams};
+use opi::model::{TaskCompletion, TaskState, TaskStatus, step_failure_reason};
 
 use crate::labels;
+use crate::names::label_value;
+use crate::translate::task::CONTAINER;
 
 fn annotation<'a>(job: &'a Job, key: &str) -> Option<&'a str> {
     job.metadata
@@ -94,6 +101,75 @@ pub fn completion(job: &Job) -> Option<TaskCompletion> {
     })
 }
 
+/// Whether `job` runs a task with steps (its containers are named after them).
+pub fn has_steps(job: &Job) -> bool {
+    job.spec
+        .as_ref()
+        .and_then(|spec| spec.template.spec.as_ref())
+        .and_then(|pod| pod.containers.first())
+        .is_some_and(|container| container.name != CONTAINER)
+}
+
+/// The failure reason naming the step that failed in `pod` of a task with
+/// steps: the first container, init containers in order then the main one,
+/// that terminated with a non-zero exit code. `None` when none did.
+pub fn failed_step(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    let init = status.init_container_statuses.as_deref().unwrap_or(&[]);
+    let main = status.container_statuses.as_deref().unwrap_or(&[]);
+    // The kubelet lists init statuses in spec order; order them by the spec
+    // anyway, so the *first* failure is the one named.
+    let order: Vec<&str> = pod
+        .spec
+        .as_ref()
+        .map(|spec| {
+            let init = spec.init_containers.as_deref().unwrap_or(&[]);
+            init.iter()
+                .chain(&spec.containers)
+                .map(|c| c.name.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut statuses: Vec<&ContainerStatus> = init.iter().chain(main).collect();
+    statuses.sort_by_key(|c| order.iter().position(|name| *name == c.name));
+    statuses.into_iter().find_map(|container| {
+        let terminated = container.state.as_ref()?.terminated.as_ref()?;
+        (terminated.exit_code != 0).then(|| {
+            let mut detail = format!("exited with status {}", terminated.exit_code);
+            if let Some(reason) = terminated.reason.as_deref().filter(|r| *r != "Error") {
+                detail.push_str(&format!(" ({reason})"));
+            }
+            step_failure_reason(&container.name, &detail)
+        })
+    })
+}
+
+/// [`completion`], with a failed task's reason naming its failed step (read
+/// from the Job's pods) when it has steps. Without a readable pod the
+/// Job's own reason stays.
+pub async fn completion_naming_step(client: &Client, job: &Job) -> Option<TaskCompletion> {
+    let mut done = completion(job)?;
+    if !(done.failed && has_steps(job)) {
+        return Some(done);
+    }
+    let (Some(namespace), Some(guid)) = (job.metadata.namespace.as_deref(), guid(job)) else {
+        return Some(done);
+    };
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let selector = format!("{}={}", labels::TASK_GUID, label_value(guid));
+    match pods.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => {
+            if let Some(reason) = list.items.iter().find_map(failed_step) {
+                done.failure_reason = reason;
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, task_guid = %guid, "cannot read the task's pods to name its failed step");
+        }
+    }
+    Some(done)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +239,110 @@ mod tests {
             state(&job(vec![("Complete", "False")], false)),
             TaskState::Pending
         );
+    }
+
+    fn pod(init: &[(&str, Option<i32>)], main: &[(&str, Option<i32>)]) -> Pod {
+        use k8s_openapi::api::core::v1::{
+            Container, ContainerState, ContainerStateTerminated, ContainerStateWaiting, PodSpec,
+            PodStatus,
+        };
+        let statuses = |list: &[(&str, Option<i32>)]| -> Vec<ContainerStatus> {
+            list.iter()
+                .map(|(name, code)| ContainerStatus {
+                    name: (*name).into(),
+                    state: Some(match code {
+                        Some(code) => ContainerState {
+                            terminated: Some(ContainerStateTerminated {
+                                exit_code: *code,
+                                reason: Some(
+                                    if *code == 137 { "OOMKilled" } else { "Error" }.into(),
+                                ),
+                                ..ContainerStateTerminated::default()
+                            }),
+                            ..ContainerState::default()
+                        },
+                        None => ContainerState {
+                            waiting: Some(ContainerStateWaiting::default()),
+                            ..ContainerState::default()
+                        },
+                    }),
+                    ..ContainerStatus::default()
+                })
+                .collect()
+        };
+        let containers = |list: &[(&str, Option<i32>)]| -> Vec<Container> {
+            list.iter()
+                .map(|(name, _)| Container {
+                    name: (*name).into(),
+                    ..Container::default()
+                })
+                .collect()
+        };
+        // The kubelet's status lists need not follow the spec's order.
+        let mut init_statuses = statuses(init);
+        init_statuses.reverse();
+        Pod {
+            spec: Some(PodSpec {
+                init_containers: Some(containers(init)),
+                containers: containers(main),
+                ..PodSpec::default()
+            }),
+            status: Some(PodStatus {
+                init_container_statuses: Some(init_statuses),
+                container_statuses: Some(statuses(main)),
+                ..PodStatus::default()
+            }),
+            metadata: ObjectMeta::default(),
+        }
+    }
+
+    #[test]
+    fn the_first_failed_step_is_named() {
+        let failed = pod(
+            &[
+                ("download", Some(0)),
+                ("build", Some(3)),
+                ("check", Some(1)),
+            ],
+            &[("upload", None)],
+        );
+        assert_eq!(
+            failed_step(&failed).as_deref(),
+            Some("step build failed: exited with status 3")
+        );
+        let oom = pod(&[("download", Some(0))], &[("upload", Some(137))]);
+        assert_eq!(
+            failed_step(&oom).as_deref(),
+            Some("step upload failed: exited with status 137 (OOMKilled)")
+        );
+        let fine = pod(&[("download", Some(0))], &[("upload", Some(0))]);
+        assert_eq!(failed_step(&fine), None);
+        assert_eq!(failed_step(&Pod::default()), None);
+    }
+
+    #[test]
+    fn only_jobs_whose_containers_are_steps_have_steps() {
+        use k8s_openapi::api::batch::v1::JobSpec;
+        use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
+        let with = |name: &str| Job {
+            spec: Some(JobSpec {
+                template: PodTemplateSpec {
+                    spec: Some(PodSpec {
+                        containers: vec![Container {
+                            name: name.into(),
+                            ..Container::default()
+                        }],
+                        ..PodSpec::default()
+                    }),
+                    metadata: None,
+                },
+                ..JobSpec::default()
+            }),
+            ..Job::default()
+        };
+        assert!(has_steps(&with("upload")));
+        assert!(!has_steps(&with(CONTAINER)));
+        assert!(!has_steps(&Job::default()));
     }
 
     #[test]

@@ -12,9 +12,11 @@
 
 use std::collections::BTreeMap;
 
-use opi::model::{Task, TaskCompletion, TaskState, TaskStatus};
+use opi::model::{
+    LrpLifecycle, Task, TaskCompletion, TaskState, TaskStatus, WORKSPACE_ENV, step_failure_prefix,
+};
 
-use super::{TASKS_DOMAIN, runnable, tag};
+use super::{DOCKER_USER, Runnable, TASKS_DOMAIN, rootfs, run_action, runnable, tag};
 use crate::error::DiegoError;
 use crate::proto;
 
@@ -37,7 +39,11 @@ pub fn desire_request(task: &Task, registry: &str) -> Result<proto::DesireTaskRe
         })
         .collect();
     let log_source = format!("{TASK_LOG_SOURCE}{}", task.name);
-    let run = runnable(&task.lifecycle, registry, env, log_source.clone())?;
+    let run = if task.steps.is_empty() {
+        runnable(&task.lifecycle, registry, env, log_source.clone())?
+    } else {
+        stepped(task, env, &log_source)?
+    };
     let tags = BTreeMap::from([
         ("source_id".to_owned(), tag(&task.app.guid)),
         ("app_id".to_owned(), tag(&task.app.guid)),
@@ -64,6 +70,78 @@ pub fn desire_request(task: &Task, registry: &str) -> Result<proto::DesireTaskRe
             metric_tags: tags,
             ..proto::TaskDefinition::default()
         }),
+    })
+}
+
+/// Where a task's steps share files: the container's own `/tmp` (every
+/// image has it, and the steps run in one container).
+pub const WORKSPACE: &str = "/tmp";
+
+/// A task with steps: Diego's own serial action, one run action per step
+/// (as the docker image's user, in [`WORKSPACE`]), each wrapped in an emit
+/// progress action whose failure prefix names the step, so the executor's
+/// failure reason reads `step <name> failed: Exited with status N`. The
+/// serial action stops at the first failing step.
+fn stepped(
+    task: &Task,
+    mut env: Vec<proto::EnvironmentVariable>,
+    log_source: &str,
+) -> Result<Runnable, DiegoError> {
+    let LrpLifecycle::Docker {
+        image, credentials, ..
+    } = &task.lifecycle
+    else {
+        return Err(DiegoError::Unsupported(
+            "task steps need a docker lifecycle".into(),
+        ));
+    };
+    env.retain(|e| e.name != WORKSPACE_ENV);
+    env.push(proto::EnvironmentVariable {
+        name: WORKSPACE_ENV.to_owned(),
+        value: WORKSPACE.to_owned(),
+    });
+    let mut actions = Vec::with_capacity(task.steps.len());
+    for step in &task.steps {
+        let Some((path, args)) = step.command.split_first() else {
+            return Err(DiegoError::Unsupported(format!(
+                "step {} has no command",
+                step.name
+            )));
+        };
+        let run = run_action(
+            path,
+            args,
+            WORKSPACE,
+            DOCKER_USER,
+            env.clone(),
+            log_source.to_owned(),
+        );
+        actions.push(proto::Action {
+            emit_progress_action: Some(Box::new(proto::EmitProgressAction {
+                action: Some(Box::new(run)),
+                start_message: String::new(),
+                success_message: String::new(),
+                failure_message_prefix: step_failure_prefix(&step.name),
+                log_source: log_source.to_owned(),
+            })),
+            ..proto::Action::default()
+        });
+    }
+    let (image_username, image_password) = credentials
+        .as_ref()
+        .map(|c| (c.username.clone(), c.password.clone()))
+        .unwrap_or_default();
+    Ok(Runnable {
+        root_fs: rootfs::root_fs(image),
+        action: proto::Action {
+            serial_action: Some(proto::SerialAction {
+                actions,
+                log_source: log_source.to_owned(),
+            }),
+            ..proto::Action::default()
+        },
+        image_username,
+        image_password,
     })
 }
 
@@ -222,6 +300,56 @@ mod tests {
             ..task.clone()
         };
         assert_eq!(completion(Some(&task), &resolving), None);
+    }
+
+    #[test]
+    fn steps_become_a_serial_action_naming_each_step() {
+        let mut task = sample();
+        task.lifecycle = LrpLifecycle::Docker {
+            image: "cube/stager:1".into(),
+            command: Vec::new(),
+            credentials: None,
+        };
+        task.steps = ["download", "build"]
+            .into_iter()
+            .map(|name| opi::model::TaskStep {
+                name: name.into(),
+                command: vec!["/cube".into(), "stage".into(), name.into()],
+            })
+            .collect();
+        let def = desire_request(&task, "r")
+            .expect("translates")
+            .task_definition
+            .expect("definition");
+        assert_eq!(def.root_fs, "docker:///cube/stager#1");
+        let serial = def
+            .action
+            .and_then(|a| a.serial_action)
+            .expect("a serial action");
+        assert_eq!(serial.actions.len(), 2);
+        for (action, name) in serial.actions.iter().zip(["download", "build"]) {
+            let progress = action.emit_progress_action.as_ref().expect("emit progress");
+            assert_eq!(
+                progress.failure_message_prefix,
+                format!("step {name} failed")
+            );
+            let run = progress
+                .action
+                .as_ref()
+                .and_then(|a| a.run_action.as_ref())
+                .expect("run action");
+            assert_eq!(run.path, "/cube");
+            assert_eq!(run.args, ["stage", name]);
+            assert_eq!(run.dir, WORKSPACE);
+            let workspace: Vec<&str> = run
+                .env
+                .iter()
+                .filter(|e| e.name == WORKSPACE_ENV)
+                .map(|e| e.value.as_str())
+                .collect();
+            assert_eq!(workspace, [WORKSPACE]);
+            assert_eq!(run.env.len(), 3, "the task's environment and the workspace");
+        }
     }
 
     #[test]

@@ -5,9 +5,11 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Secret};
+use k8s_openapi::api::core::v1::{
+    Container, EmptyDirVolumeSource, EnvVar, PodSpec, PodTemplateSpec, Secret, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use opi::model::Task;
+use opi::model::{Task, WORKSPACE_ENV};
 
 use super::{env_secret_name, pod, registry_secret_name};
 use crate::config::Config;
@@ -51,10 +53,74 @@ pub fn name(task: &Task) -> String {
     job_name(&task.app.name, &task.name, &task.guid)
 }
 
+/// Where a task with steps mounts its shared `emptyDir` (`$CUBE_WORKSPACE`).
+pub const WORKSPACE: &str = "/workspace";
+/// The name of that volume.
+pub const WORKSPACE_VOLUME: &str = "workspace";
+
+/// The containers of `task`: the task's one container ([`CONTAINER`]), or for
+/// a task with steps every step but the last as an init container (the
+/// kubelet runs those in order, each only after the one before exited 0, and
+/// a failed one fails the pod) and the last as the main container, each named
+/// after its step, all over the `emptyDir` at [`WORKSPACE`].
+fn containers(task: &Task, template: Container) -> (Option<Vec<Container>>, Vec<Container>) {
+    if task.steps.is_empty() {
+        return (None, vec![template]);
+    }
+    let mut env = template.env.clone().unwrap_or_default();
+    env.push(EnvVar {
+        name: WORKSPACE_ENV.into(),
+        value: Some(WORKSPACE.into()),
+        value_from: None,
+    });
+    let mut steps: Vec<Container> = task
+        .steps
+        .iter()
+        .map(|step| Container {
+            name: step.name.clone(),
+            command: Some(step.command.clone()),
+            working_dir: Some(WORKSPACE.into()),
+            env: Some(env.clone()),
+            volume_mounts: Some(vec![VolumeMount {
+                name: WORKSPACE_VOLUME.into(),
+                mount_path: WORKSPACE.into(),
+                ..VolumeMount::default()
+            }]),
+            ..template.clone()
+        })
+        .collect();
+    let main = steps.split_off(steps.len() - 1);
+    (Some(steps).filter(|s| !s.is_empty()), main)
+}
+
 /// The Job that runs `task` once in `namespace`.
 pub fn job(task: &Task, namespace: &str, config: &Config) -> Job {
     let name = name(task);
     let (image, command, working_dir) = pod::image_and_command(&task.lifecycle, &config.registry);
+    let (init_containers, containers) = containers(
+        task,
+        Container {
+            name: CONTAINER.into(),
+            image: Some(image),
+            command,
+            working_dir,
+            env_from: Some(vec![pod::env_from_secret(&env_secret_name(&name))]),
+            resources: Some(pod::resources(
+                task.memory_mb,
+                task.disk_mb,
+                task.cpu_weight,
+            )),
+            security_context: Some(pod::container_security_context()),
+            ..Container::default()
+        },
+    );
+    let volumes = (!task.steps.is_empty()).then(|| {
+        vec![Volume {
+            name: WORKSPACE_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }]
+    });
     Job {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -73,20 +139,9 @@ pub fn job(task: &Task, namespace: &str, config: &Config) -> Job {
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
-                    containers: vec![Container {
-                        name: CONTAINER.into(),
-                        image: Some(image),
-                        command,
-                        working_dir,
-                        env_from: Some(vec![pod::env_from_secret(&env_secret_name(&name))]),
-                        resources: Some(pod::resources(
-                            task.memory_mb,
-                            task.disk_mb,
-                            task.cpu_weight,
-                        )),
-                        security_context: Some(pod::container_security_context()),
-                        ..Container::default()
-                    }],
+                    init_containers,
+                    containers,
+                    volumes,
                     restart_policy: Some("Never".into()),
                     image_pull_secrets: pod::image_pull_secrets(
                         &task.lifecycle,

@@ -146,21 +146,20 @@ pub async fn crash_pod(
         .map_err(|e| e.to_string())
 }
 
-/// Sets the Job's status as the Job controller would when its pod ends.
+/// Plays the kubelet and the Job controller when a task's pod ends: the Job
+/// completes or fails as `outcome` says. For a task with steps the kubelet
+/// runs the pod's init containers in order, then the main container; a
+/// container whose command is `/bin/false` exits 1 and ends the pod there
+/// (later containers never start). The pod is written with those container
+/// statuses before the Job is marked, as on a real cluster.
 pub async fn finish_job(
     server: &FakeApiServer,
     guid: &str,
     outcome: TaskOutcome,
 ) -> Result<(), String> {
-    let (kind, reason, message) = match outcome {
-        TaskOutcome::Succeed => ("Complete", "Completed", ""),
-        TaskOutcome::Fail => (
-            "Failed",
-            "BackoffLimitExceeded",
-            "Job has reached the specified backoff limit",
-        ),
-        TaskOutcome::RunUntilCancelled => return Ok(()),
-    };
+    if outcome == TaskOutcome::RunUntilCancelled {
+        return Ok(());
+    }
     let jobs: Api<Job> = Api::all(server.client());
     let selector = format!("{}={}", labels::TASK_GUID, names::label_value(guid));
     let job = jobs
@@ -171,12 +170,28 @@ pub async fn finish_job(
         .into_iter()
         .next()
         .ok_or_else(|| format!("no job for task {guid}"))?;
+    let namespace = job.metadata.namespace.clone().unwrap_or_default();
+    let name = job.metadata.name.clone().unwrap_or_default();
+    let failed = if opi_k8s::tasks::has_steps(&job) {
+        run_pod(server, &job).await?
+    } else {
+        outcome == TaskOutcome::Fail
+    };
+    let (kind, reason, message) = if failed {
+        (
+            "Failed",
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+        )
+    } else {
+        ("Complete", "Completed", "")
+    };
     let now = k8s_openapi::jiff::Timestamp::now().to_string();
     let patch = serde_json::json!({
         "status": {
             "active": 0,
-            "succeeded": i32::from(outcome == TaskOutcome::Succeed),
-            "failed": i32::from(outcome == TaskOutcome::Fail),
+            "succeeded": i32::from(!failed),
+            "failed": i32::from(failed),
             "completionTime": now,
             "conditions": [{
                 "type": kind, "status": "True", "reason": reason, "message": message,
@@ -184,16 +199,86 @@ pub async fn finish_job(
             }],
         }
     });
-    Api::<Job>::namespaced(
-        server.client(),
-        job.metadata.namespace.as_deref().unwrap_or_default(),
-    )
-    .patch_status(
-        job.metadata.name.as_deref().unwrap_or_default(),
+    Api::<Job>::namespaced(server.client(), &namespace)
+        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// The kubelet running the pod of a Job with steps to its end; whether a
+/// container failed.
+async fn run_pod(server: &FakeApiServer, job: &Job) -> Result<bool, String> {
+    let template = job
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .ok_or("the job has no spec")?;
+    let spec = template.spec.clone().ok_or("the job has no pod spec")?;
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let mut failed = false;
+    let mut status = |container: &k8s_openapi::api::core::v1::Container| {
+        if failed {
+            return serde_json::json!({
+                "name": container.name, "image": container.image, "imageID": "",
+                "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "PodInitializing"}},
+            });
+        }
+        let code = i32::from(container.command.as_deref() == Some(&["/bin/false".to_owned()][..]));
+        failed = code != 0;
+        serde_json::json!({
+            "name": container.name, "image": container.image, "imageID": "",
+            "ready": false, "restartCount": 0,
+            "state": {"terminated": {
+                "exitCode": code,
+                "reason": if code == 0 { "Completed" } else { "Error" },
+                "finishedAt": now,
+            }},
+        })
+    };
+    let init: Vec<_> = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(&mut status)
+        .collect();
+    let main: Vec<_> = spec.containers.iter().map(&mut status).collect();
+    let job_name = job.metadata.name.clone().unwrap_or_default();
+    let mut labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    labels.insert("job-name".into(), job_name.clone());
+    let pod = Pod {
+        metadata: kube::api::ObjectMeta {
+            name: Some(format!("{job_name}-x1")),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        spec: Some(spec),
+        status: None,
+    };
+    let namespace = job.metadata.namespace.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(server.client(), &namespace);
+    pods.create(&PostParams::default(), &pod)
+        .await
+        .map_err(|e| format!("cannot create the job's pod: {e}"))?;
+    let patch = serde_json::json!({
+        "status": {
+            "phase": if failed { "Failed" } else { "Succeeded" },
+            "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
+            "initContainerStatuses": init,
+            "containerStatuses": main,
+        }
+    });
+    pods.patch_status(
+        &format!("{job_name}-x1"),
         &PatchParams::default(),
         &Patch::Merge(&patch),
     )
     .await
-    .map(drop)
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok(failed)
 }
