@@ -122,8 +122,7 @@ pub fn jobs(
             if reported.contains(&uid) {
                 continue;
             }
-            let Some(completion) = crate::tasks::completion_naming_step(&client, &job).await
-            else {
+            let Some(completion) = crate::tasks::completion_naming_step(&client, &job).await else {
                 continue;
             };
             reported.insert(uid);
