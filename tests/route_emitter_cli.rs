@@ -12,8 +12,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::free_port;
-
 const GUID: &str = "a6f0a0a2-6b7b-4d8e-9a3f-4c2b1e0d9f11";
 const VERSION: &str = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
 const PASSWORD: &str = "nats-pass-4d1b";
@@ -27,45 +25,6 @@ impl Drop for Killed {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// `nats-server` requiring a user and password, or `None` (loudly) when it is
-/// not installed outside CI.
-fn nats_server(port: u16) -> Option<Killed> {
-    let installed = Command::new("nats-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !installed {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "nats-server is not installed; scripts/install-deps installs it"
-        );
-        eprintln!("SKIPPED: nats-server is not installed (run scripts/install-deps)");
-        return None;
-    }
-    let child = Command::new("nats-server")
-        .args([
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--user",
-            "cube",
-            "--pass",
-            PASSWORD,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Killed(child);
-    common::eventually("nats-server listening", || {
-        TcpStream::connect(("127.0.0.1", port)).ok()
-    });
-    Some(server)
 }
 
 /// A gorouter stand-in: subscribed to both route subjects.
@@ -137,10 +96,10 @@ impl Router {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cube_opi_registers_a_local_apps_routes_with_gorouter() {
-    let nats_port = free_port();
-    let Some(_nats) = nats_server(nats_port) else {
+    let Some(nats) = testkit::nats::NatsServer::start(Some(("cube", PASSWORD))) else {
         return;
     };
+    let nats_port = nats.port();
     let mut router = Router::connect(nats_port);
     let data = tempfile::tempdir().unwrap();
     // The droplet is already unpacked where the local backend keeps droplets,

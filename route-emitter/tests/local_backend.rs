@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::{NEVER, NatsServer, emit, until};
+use common::{NEVER, NatsServer, emit, router, until};
 use opi::Scheduler;
 use opi::model::{
     DesiredLrp, HealthCheck, HealthCheckType, LrpId, LrpLifecycle, Named, Route, Routes,
@@ -89,7 +89,7 @@ async fn desired_lrps_on_the_local_backend_reach_gorouter() {
     let Some(server) = NatsServer::start(None) else {
         return;
     };
-    let (_client, mut register, mut unregister) = server.router().await;
+    let (_client, mut register, mut unregister) = router(&server).await;
     let dir = tempfile::tempdir().unwrap();
     let droplets = dir.path().join("droplets");
     std::fs::create_dir_all(&droplets).unwrap();

@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{NEVER, NatsServer, emit, is, until};
+use common::{NEVER, NatsServer, emit, is, router, until};
 use futures::StreamExt;
 use opi::routing::{Endpoint, RouteSource};
 use tokio::sync::watch;
@@ -61,7 +61,7 @@ async fn registers_ready_instances_and_repeats_on_the_interval() {
     let Some(server) = NatsServer::start(None) else {
         return;
     };
-    let (_client, mut register, _unregister) = server.router().await;
+    let (_client, mut register, _unregister) = router(&server).await;
     let source = FakeSource::new(vec![
         endpoint(0, &["a.example.com", "b.example.com"]),
         endpoint(1, &["a.example.com", "b.example.com"]),
@@ -121,7 +121,7 @@ async fn stopped_instances_and_renamed_routes_are_unregistered_on_change() {
     let Some(server) = NatsServer::start(None) else {
         return;
     };
-    let (_client, mut register, mut unregister) = server.router().await;
+    let (_client, mut register, mut unregister) = router(&server).await;
     let source = FakeSource::new(vec![
         endpoint(0, &["a.example.com"]),
         endpoint(1, &["a.example.com"]),
@@ -159,7 +159,7 @@ async fn a_router_start_sets_the_interval_and_gets_every_route_at_once() {
     let Some(server) = NatsServer::start(None) else {
         return;
     };
-    let (client, mut register, _unregister) = server.router().await;
+    let (client, mut register, _unregister) = router(&server).await;
     let source = FakeSource::new(vec![endpoint(0, &["a.example.com"])]);
     let emitter = emit(&server, source, NEVER);
     until(&mut register, "on start", is(0, &["a.example.com"])).await;
@@ -200,7 +200,7 @@ async fn routers_answering_the_greeting_set_the_interval() {
     let Some(server) = NatsServer::start(None) else {
         return;
     };
-    let (client, mut register, _unregister) = server.router().await;
+    let (client, mut register, _unregister) = router(&server).await;
     // A gorouter answers router.greet on the asker's inbox.
     let mut greets = client.subscribe("router.greet").await.unwrap();
     client.flush().await.unwrap();
@@ -232,7 +232,7 @@ async fn shutdown_unregisters_everything_and_a_new_emitter_registers_again() {
     let Some(server) = NatsServer::start(None) else {
         return;
     };
-    let (_client, mut register, mut unregister) = server.router().await;
+    let (_client, mut register, mut unregister) = router(&server).await;
     let source = FakeSource::new(vec![
         endpoint(0, &["a.example.com"]),
         endpoint(1, &["b.example.com"]),
@@ -278,7 +278,7 @@ async fn registrations_resume_after_the_nats_server_restarts() {
     let source = FakeSource::new(vec![endpoint(0, &["a.example.com"])]);
     let emitter = emit(&server, source, Duration::from_secs(1));
     {
-        let (_client, mut register, _unregister) = server.router().await;
+        let (_client, mut register, _unregister) = router(&server).await;
         until(
             &mut register,
             "before the restart",
@@ -288,7 +288,7 @@ async fn registrations_resume_after_the_nats_server_restarts() {
     }
 
     let server = server.restart();
-    let (_client, mut register, _unregister) = server.router().await;
+    let (_client, mut register, _unregister) = router(&server).await;
     until(
         &mut register,
         "after the restart",
@@ -303,7 +303,7 @@ async fn credentials_reach_a_server_that_requires_them() {
     let Some(server) = NatsServer::start(Some(("cube", "s3cret-pass"))) else {
         return;
     };
-    let (_client, mut register, _unregister) = server.router().await;
+    let (_client, mut register, _unregister) = router(&server).await;
     let source = FakeSource::new(vec![endpoint(0, &["a.example.com"])]);
     let emitter = emit(&server, source, NEVER);
     until(&mut register, "with credentials", is(0, &["a.example.com"])).await;

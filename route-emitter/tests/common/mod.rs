@@ -1,10 +1,8 @@
-//! Shared by the route emitter's tests: a real `nats-server` on a free
-//! 127.0.0.1 port, and readers of what gorouter would receive.
+//! Shared by the route emitter's tests: a gorouter stand-in subscribed on a
+//! real `nats-server` (testkit), and readers of what it receives.
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use async_nats::Subscriber;
@@ -14,6 +12,7 @@ use std::sync::Arc;
 use opi::routing::RouteSource;
 use route_emitter::message::RegistryMessage;
 use route_emitter::{EmitterConfig, EmitterMetrics};
+pub use testkit::nats::NatsServer;
 use tokio_util::sync::CancellationToken;
 
 /// Long enough for a reconnection with async-nats' backoff (≤ 4 s).
@@ -21,98 +20,17 @@ pub const PATIENCE: Duration = Duration::from_secs(20);
 /// Heartbeats never come within a test when this is the interval.
 pub const NEVER: Duration = Duration::from_secs(3600);
 
-/// A `nats-server` on a free 127.0.0.1 port, killed (by its PID) on drop.
-pub struct NatsServer {
-    child: Child,
-    port: u16,
-    pub auth: Option<(&'static str, &'static str)>,
-}
-
-impl NatsServer {
-    /// Starts one, or returns `None` (loudly) when `nats-server` is not
-    /// installed outside CI. In CI a missing server fails the test.
-    pub fn start(auth: Option<(&'static str, &'static str)>) -> Option<Self> {
-        let installed = Command::new("nats-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !installed {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "nats-server is not installed; scripts/install-deps installs it"
-            );
-            eprintln!("SKIPPED: nats-server is not installed (run scripts/install-deps)");
-            return None;
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Some(Self::on_port(port, auth))
+/// A client subscribed to both route subjects, as gorouter is.
+pub async fn router(server: &NatsServer) -> (async_nats::Client, Subscriber, Subscriber) {
+    let mut options = async_nats::ConnectOptions::new();
+    if let Some((user, password)) = server.auth() {
+        options = options.user_and_password(user.into(), password.into());
     }
-
-    fn on_port(port: u16, auth: Option<(&'static str, &'static str)>) -> Self {
-        let mut command = Command::new("nats-server");
-        command.args(["-a", "127.0.0.1", "-p", &port.to_string()]);
-        if let Some((user, password)) = auth {
-            command.args(["--user", user, "--pass", password]);
-        }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = Self { child, port, auth };
-        server.wait_listening();
-        server
-    }
-
-    fn wait_listening(&self) {
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("nats-server did not listen on {}", self.port);
-    }
-
-    pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    /// Kills it and starts a new one on the same port.
-    pub fn restart(mut self) -> Self {
-        self.stop();
-        Self::on_port(self.port, self.auth)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// A client subscribed to both route subjects, as gorouter is.
-    pub async fn router(&self) -> (async_nats::Client, Subscriber, Subscriber) {
-        let mut options = async_nats::ConnectOptions::new();
-        if let Some((user, password)) = self.auth {
-            options = options.user_and_password(user.into(), password.into());
-        }
-        let client = options.connect(self.url()).await.unwrap();
-        let register = client.subscribe("router.register").await.unwrap();
-        let unregister = client.subscribe("router.unregister").await.unwrap();
-        client.flush().await.unwrap();
-        (client, register, unregister)
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
+    let client = options.connect(server.url()).await.unwrap();
+    let register = client.subscribe("router.register").await.unwrap();
+    let unregister = client.subscribe("router.unregister").await.unwrap();
+    client.flush().await.unwrap();
+    (client, register, unregister)
 }
 
 /// Reads messages until one satisfies `want`; panics after `PATIENCE`.
@@ -161,7 +79,7 @@ impl Running {
 pub fn emit(server: &NatsServer, source: Arc<dyn RouteSource>, interval: Duration) -> Running {
     let mut config = EmitterConfig::new(server.url());
     config.register_interval = interval;
-    if let Some((user, password)) = server.auth {
+    if let Some((user, password)) = server.auth() {
         config.user = Some(user.into());
         config.password = Some(password.into());
     }
