@@ -334,6 +334,12 @@ impl Emitter {
         if changes.is_empty() {
             return;
         }
+        if self.client.connection_state() != State::Connected {
+            tracing::warn!(
+                "not connected to NATS at shutdown; gorouter prunes the routes after its threshold"
+            );
+            return;
+        }
         match self.publish(&changes).await {
             Ok(()) => {
                 tracing::info!(count = changes.unregister.len(), "unregistered every route");
