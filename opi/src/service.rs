@@ -7,7 +7,7 @@ use reqwest::Url;
 use tokio_util::sync::CancellationToken;
 
 use crate::forward::{Forwarder, ForwarderConfig, ForwarderMetrics};
-use crate::http::{ApiConfig, ApiMetrics, http_client_builder, router};
+use crate::http::{ApiConfig, ApiMetrics, router};
 use crate::{Error, Scheduler};
 
 /// Settings of an OPI service.
@@ -18,6 +18,9 @@ pub struct ServiceConfig {
     /// Cloud Controller's internal API; crashes and task completions are
     /// forwarded there. `None`: events are only logged.
     pub cc_url: Option<Url>,
+    /// How the API is served (TLS) and who may call it (tokens, client
+    /// certificates); refused requests get 401/403 in OPI's error shape.
+    pub access: cube_runtime::access::Access,
 }
 
 /// Serves the OPI API over `scheduler` on `listener` until `shutdown` fires,
@@ -35,7 +38,11 @@ pub async fn run(
         Some(cc_url) => {
             let forwarder_metrics = ForwarderMetrics::register(metrics)
                 .map_err(|e| Error::Internal(format!("cannot register metrics: {e}")))?;
-            let http = http_client_builder()
+            // CC gets OPI's certificate and CA trust, never Cube's token.
+            let http = config
+                .api
+                .client
+                .tls_builder()
                 .build()
                 .map_err(|e| Error::Internal(format!("cannot build HTTP client: {e}")))?;
             let forwarder = Forwarder::new(ForwarderConfig::new(cc_url), http, forwarder_metrics);
@@ -61,13 +68,14 @@ pub async fn run(
             }))
         }
     };
-    let app = router(scheduler, config.api, api_metrics);
+    let app = config
+        .access
+        .guard(router(scheduler, config.api, api_metrics));
     let addr = listener
         .local_addr()
         .map_err(|e| Error::Internal(format!("listener has no address: {e}")))?;
     tracing::info!(%addr, "OPI API listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+    let served = cube_runtime::serve_with(listener, app, shutdown.clone(), &config.access)
         .await
         .map_err(|e| Error::Internal(format!("OPI server on {addr} failed: {e}")));
     shutdown.cancel();

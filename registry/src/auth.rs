@@ -12,16 +12,24 @@
 //! `push` (the default) may pull and push; `pull` may only pull — give
 //! kubelets' image pull secrets `pull` credentials.
 //!
+//! Cube's shared access settings ([`cube_runtime::access`], `--auth-token-file`
+//! and `--tls-client-ca` of every service) apply here too, see
+//! [`Auth::with_shared`]: any of the shared tokens is accepted as a bearer
+//! token or as the password of HTTP Basic with any user name (so a kubelet's
+//! imagePullSecret can carry it), and a verified client certificate may push
+//! and pull.
+//!
 //! Only hashes are stored, so the file can be read by the registry without
 //! holding any secret. Secrets should be long random strings: the hash is a
 //! plain SHA-256, not a password-stretching function.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use cube_runtime::access::{PeerCertificate, Policy};
 
 use crate::Error;
 use crate::digest::Digest;
@@ -58,6 +66,8 @@ pub struct Auth {
     tokens: HashMap<String, Identity>,
     /// Issued token hash → (identity, expiry).
     issued: Mutex<HashMap<String, (Identity, Instant)>>,
+    /// Cube's shared tokens and client-certificate policy.
+    shared: Option<Arc<Policy>>,
 }
 
 fn hash(secret: &str) -> String {
@@ -134,6 +144,37 @@ impl Auth {
         Ok(auth)
     }
 
+    /// Also accepts Cube's shared credentials (when `policy` requires any,
+    /// credentials become required).
+    pub fn with_shared(mut self, policy: Arc<Policy>) -> Self {
+        if policy.required() {
+            self.enabled = true;
+            self.shared = Some(policy);
+        }
+        self
+    }
+
+    /// [`Self::check`] for a request whose connection presented the verified
+    /// client certificate `peer`: a certificate the shared policy accepts may
+    /// push and pull; one it refuses is `Denied` (403).
+    pub fn check_request(
+        &self,
+        authorization: Option<&str>,
+        peer: Option<&PeerCertificate>,
+        action: Action,
+    ) -> Result<Option<Identity>, Error> {
+        match (authorization, peer, &self.shared) {
+            (None, Some(peer), Some(shared)) => match shared.accepts_certificate(peer) {
+                Ok(()) => Ok(Some(Identity {
+                    name: "client certificate".into(),
+                    may_push: true,
+                })),
+                Err(refusal) => Err(Error::Denied(refusal.message())),
+            },
+            _ => self.check(authorization, action),
+        }
+    }
+
     /// Whether credentials are required at all.
     pub fn enabled(&self) -> bool {
         self.enabled
@@ -170,12 +211,28 @@ impl Auth {
                 .ok()?;
             let decoded = String::from_utf8(decoded).ok()?;
             let (user, password) = decoded.split_once(':')?;
+            if self
+                .shared
+                .as_ref()
+                .is_some_and(|s| s.accepts_token(password))
+            {
+                return Some(Identity {
+                    name: user.to_owned(),
+                    may_push: true,
+                });
+            }
             let (expected, may_push) = self.users.get(user)?;
             same(expected, &hash(password)).then(|| Identity {
                 name: user.to_owned(),
                 may_push: *may_push,
             })
         } else if scheme.eq_ignore_ascii_case("bearer") {
+            if self.shared.as_ref().is_some_and(|s| s.accepts_token(value)) {
+                return Some(Identity {
+                    name: "cube".into(),
+                    may_push: true,
+                });
+            }
             let hashed = hash(value);
             if let Some(identity) = self.tokens.get(&hashed) {
                 return Some(identity.clone());

@@ -28,11 +28,21 @@ pub async fn open_store(config: &Config) -> Result<Arc<Store>, Error> {
 
 /// Builds the registry's shared state from `config`.
 pub async fn state(config: &Config, metrics: &prometheus::Registry) -> Result<Shared, Error> {
+    state_with(config, metrics, &cube_runtime::access::Access::open()).await
+}
+
+/// [`state`], also accepting Cube's shared credentials from `access`.
+pub async fn state_with(
+    config: &Config,
+    metrics: &prometheus::Registry,
+    access: &cube_runtime::access::Access,
+) -> Result<Shared, Error> {
     let store = open_store(config).await?;
     let auth = match &config.auth_file {
         Some(path) => Auth::from_file(path, config.anonymous_pull)?,
         None => Auth::disabled(),
-    };
+    }
+    .with_shared(access.policy().clone());
     let importer = Importer::new(
         store.clone(),
         RootfsProvider::new(config.rootfs.clone()),
@@ -54,7 +64,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     service: cube_runtime::Service,
 ) -> Result<(), Error> {
-    let state = state(&config, &service.metrics).await?;
+    let state = state_with(&config, &service.metrics, &service.access).await?;
     service
         .readiness
         .add(Arc::new(StoreWritable(state.store.clone())));
@@ -67,9 +77,16 @@ pub async fn run(
         auth = state.auth.enabled(),
         "registry listening"
     );
-    cube_runtime::serve(listener, api::router(state), service.shutdown.clone())
-        .await
-        .map_err(|e| Error::Config(format!("serving: {e}")))
+    // The registry answers credentials itself (OCI error shape, Basic
+    // challenge for docker clients), so the router is not guarded here.
+    cube_runtime::serve_with(
+        listener,
+        api::router(state),
+        service.shutdown.clone(),
+        &service.access,
+    )
+    .await
+    .map_err(|e| Error::Config(format!("serving: {e}")))
 }
 
 struct StoreWritable(Arc<Store>);

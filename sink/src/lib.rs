@@ -54,7 +54,12 @@ pub struct Config {
 /// Builds the converger from `config`, registering metrics in `registry`.
 pub fn converger(config: &Config, registry: &prometheus::Registry) -> Result<Converger, Error> {
     let cc = cc::Client::new(config.cc.clone())?;
-    let http = opi::http::http_client_builder()
+    // OPI and the Registry are Cube services: Cube's access settings (kept
+    // with CC's client config, which only uses their TLS part) apply in full.
+    let http = config
+        .cc
+        .access
+        .builder()
         .timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| Error::Config(format!("cannot build HTTP client: {e}")))?;

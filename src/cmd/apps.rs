@@ -10,10 +10,13 @@ pub struct Args {
     /// The app router (`cube up`'s), used to print reachable URLs.
     #[arg(long, default_value = super::push::DEFAULT_ROUTER_URL)]
     router_url: url::Url,
+
+    #[command(flatten)]
+    access: cube_runtime::access::ClientArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let sim = cc::push::SimClient::new(&args.cc_url)?;
+    let sim = cc::push::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
     let apps = sim.list().await?;
     if apps.is_empty() {
         println!("No apps found.");

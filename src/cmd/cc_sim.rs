@@ -50,6 +50,9 @@ pub struct Args {
     /// Domain of apps' default routes (`<app>.<domain>`).
     #[arg(long, default_value = "localhost")]
     apps_domain: String,
+
+    #[command(flatten)]
+    access: cube_runtime::access::AccessArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -60,10 +63,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         fake_app_image: args.fake_app_image,
         username: args.internal_user,
         password: args.internal_password,
-        public_url: args.public_url,
+        // Over TLS, callback and droplet URLs must say https.
+        public_url: args.public_url.or_else(|| {
+            args.access
+                .is_tls()
+                .then(|| format!("https://{}", args.listen))
+        }),
         apps_domain: args.apps_domain,
+        client: args.access.client()?,
     };
-    let service = Service::from_signals();
+    let service = Service::from_signals().with_access(args.access.server()?, config.client.clone());
     let (admin_addr, _admin) = service.spawn_admin(args.admin_listen).await?;
     let listener = cube_runtime::bind(args.listen).await?;
     tracing::info!(%admin_addr, "cc-sim admin server listening");

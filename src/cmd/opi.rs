@@ -57,6 +57,9 @@ pub struct Args {
     stager_url: Option<reqwest::Url>,
 
     #[command(flatten)]
+    access: cube_runtime::access::AccessArgs,
+
+    #[command(flatten)]
     local: LocalArgs,
 
     #[command(flatten)]
@@ -330,11 +333,15 @@ pub fn diego_backend(
 pub const DEFAULT_HOST_EXEC_IMAGE: &str = "cube/host-exec";
 
 /// Starts the local backend, reloading what was desired before.
-pub async fn local_backend(args: &LocalArgs) -> anyhow::Result<opi_local::LocalScheduler> {
+pub async fn local_backend(
+    args: &LocalArgs,
+    access: &cube_runtime::access::ClientAccess,
+) -> anyhow::Result<opi_local::LocalScheduler> {
     local_backend_with(
         args.data_dir.clone(),
         args.registry_url.clone(),
         args.host_exec_image.clone(),
+        access,
     )
     .await
 }
@@ -344,8 +351,11 @@ pub async fn local_backend_with(
     root: std::path::PathBuf,
     registry_url: reqwest::Url,
     host_exec_image: String,
+    access: &cube_runtime::access::ClientAccess,
 ) -> anyhow::Result<opi_local::LocalScheduler> {
-    let http = opi::http::http_client_builder()
+    // Droplets come from the Registry, a Cube service.
+    let http = access
+        .builder()
         .build()
         .context("cannot build HTTP client")?;
     let droplets = opi_local::droplet::RegistryDroplets::new(registry_url, http);
@@ -374,6 +384,8 @@ impl ReadyCheck for BackendReady {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let access = args.access.server()?;
+    let client = args.access.client()?;
     let mut local_shutdown = None;
     let mut route_source: Option<Arc<dyn RouteSource>> = None;
     let scheduler: Arc<dyn Scheduler> = match args.backend {
@@ -385,7 +397,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Backend::Diego => Arc::new(diego_backend(&args.diego, &args.registry)?),
         Backend::Local => {
-            let local = local_backend(&args.local).await?;
+            let local = local_backend(&args.local, &client).await?;
             local_shutdown = Some(local.clone());
             route_source = Some(Arc::new(local.clone()));
             Arc::new(local)
@@ -409,8 +421,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             max_body_bytes: args.max_body_bytes,
             registry: args.registry,
             stager_url: args.stager_url,
+            client,
         },
         cc_url: args.cc_url,
+        access,
     };
     opi::service::run(
         config,

@@ -71,14 +71,18 @@ pub struct Args {
     /// Seconds instances may take to start (with --opi-url).
     #[arg(long, default_value_t = 300)]
     start_timeout: u64,
+
+    #[command(flatten)]
+    access: cube_runtime::access::ClientArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let sim = SimClient::new(&args.cc_url)?;
+    let access = args.access.client(None)?;
+    let sim = SimClient::with_access(&args.cc_url, &access)?;
     let opi = if args.no_wait {
         None
     } else {
-        Some(OpiClient::new(&args.opi_url)?)
+        Some(OpiClient::with_access(&args.opi_url, &access)?)
     };
     let options = PushOptions {
         name: args.name,

@@ -27,6 +27,9 @@ pub struct Args {
     #[command(flatten)]
     store: StoreArgs,
 
+    #[command(flatten)]
+    access: cube_runtime::access::AccessArgs,
+
     /// Cloud Controller base URL for droplet downloads (`{"uri": ...}` imports);
     /// relative URIs resolve against it and absolute ones must point at it.
     /// Credentials in the URL are sent as Basic auth.
@@ -156,7 +159,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Some(Command::Gc(gc)) = args.command {
         return run_gc(gc).await;
     }
-    let service = cube_runtime::Service::from_signals();
+    let service = cube_runtime::Service::from_signals()
+        .with_access(args.access.server()?, args.access.client()?);
     let (admin, _admin_task) = service.spawn_admin(args.admin_listen).await?;
     tracing::info!(%admin, "admin port listening");
     let listener = cube_runtime::bind(args.listen).await?;

@@ -21,13 +21,16 @@ pub struct Args {
     /// URL of the (simulated) Cloud Controller.
     #[arg(long, default_value = super::push::DEFAULT_CC_URL)]
     cc_url: String,
+
+    #[command(flatten)]
+    access: cube_runtime::access::ClientArgs,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.instances.is_none() && args.memory.is_none() && args.disk.is_none() {
         anyhow::bail!("nothing to scale: give --instances, --memory or --disk");
     }
-    let sim = cc::push::SimClient::new(&args.cc_url)?;
+    let sim = cc::push::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
     let scale = cc::sim::state::Scale {
         instances: args.instances,
         memory_mb: args.memory,

@@ -90,6 +90,9 @@ pub struct Args {
     /// How long the Lease lasts without renewal.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
     leader_election_duration: Duration,
+
+    #[command(flatten)]
+    access: cube_runtime::access::ClientArgs,
 }
 
 /// Parses `15s`, `500ms`, `2m`, `1h` or plain seconds.
@@ -133,6 +136,7 @@ impl Args {
         cc.ca_cert = self.cc_ca.clone();
         cc.client_cert = self.cc_cert.clone();
         cc.client_key = self.cc_key.clone();
+        cc.access = self.access.client(None)?;
         Ok(sink::Config {
             cc,
             opi_url: self.opi_url.clone(),

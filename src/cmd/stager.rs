@@ -51,6 +51,9 @@ pub struct Args {
     /// The most staging may take.
     #[arg(long, default_value = "15m", value_parser = super::sink::parse_duration)]
     staging_timeout: Duration,
+
+    #[command(flatten)]
+    access: cube_runtime::access::AccessArgs,
 }
 
 impl Args {
@@ -65,11 +68,16 @@ impl Args {
         config.cc_url = url(self.cc_url.as_deref(), "--cc-url")?;
         config.buildpacks_dir = self.buildpacks_dir.clone();
         config.public_url = url(self.public_url.as_deref(), "--public-url")?;
+        if config.public_url.is_none() && self.access.is_tls() {
+            // Staging tasks must call back over TLS.
+            config.public_url = Some(reqwest::Url::parse(&format!("https://{}", self.listen))?);
+        }
         if let Some(binary) = &self.cube_binary {
             config.cube_binary = binary.clone();
         }
         config.stager_image = self.stager_image.clone();
         config.staging_timeout = self.staging_timeout;
+        config.client = self.access.client()?;
         Ok(config)
     }
 }
@@ -82,7 +90,7 @@ fn url(text: Option<&str>, flag: &str) -> anyhow::Result<Option<reqwest::Url>> {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let config = args.config()?;
-    let service = Service::from_signals();
+    let service = Service::from_signals().with_access(args.access.server()?, config.client.clone());
     let (admin_addr, admin) = service.spawn_admin(args.admin_listen).await?;
     let listener = cube_runtime::bind(args.listen).await?;
     tracing::info!(admin = %admin_addr, "cube stager starting");

@@ -85,6 +85,11 @@ pub struct Args {
 
     #[command(flatten)]
     nats: super::opi::NatsArgs,
+
+    /// TLS and credentials, applied to every service's API (and the clients
+    /// between them) at once.
+    #[command(flatten)]
+    access: cube_runtime::access::AccessArgs,
 }
 
 /// The scheduler `cube up` runs apps on.
@@ -103,8 +108,9 @@ struct Listeners {
     registry: tokio::net::TcpListener,
 }
 
-fn url(listener: &tokio::net::TcpListener) -> anyhow::Result<String> {
-    Ok(format!("http://{}", listener.local_addr()?))
+fn url(listener: &tokio::net::TcpListener, tls: bool) -> anyhow::Result<String> {
+    let scheme = if tls { "https" } else { "http" };
+    Ok(format!("{scheme}://{}", listener.local_addr()?))
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -115,16 +121,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         stager: cube_runtime::bind(args.stager_listen).await?,
         registry: cube_runtime::bind(args.registry_listen).await?,
     };
-    let cc_url = url(&bound.cc)?;
-    let opi_url = url(&bound.opi)?;
-    let stager_url = url(&bound.stager)?;
-    let registry_url = url(&bound.registry)?;
+    let tls = args.access.is_tls();
+    let cc_url = url(&bound.cc, tls)?;
+    let opi_url = url(&bound.opi, tls)?;
+    let stager_url = url(&bound.stager, tls)?;
+    let registry_url = url(&bound.registry, tls)?;
     let router_addr = bound.router.local_addr()?;
     let data = args.data_dir.clone();
     std::fs::create_dir_all(&data)
         .with_context(|| format!("cannot create the data dir {}", data.display()))?;
 
-    let service = Service::from_signals();
+    let client = args.access.client()?;
+    let service = Service::from_signals().with_access(args.access.server()?, client.clone());
     let (admin_addr, admin) = service.spawn_admin(args.admin_listen).await?;
     let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
 
@@ -146,6 +154,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let mut config = cc::sim::Config::new(data.join("cc-sim"));
         config.stager_url = Some(stager_url.clone());
         config.apps_domain = args.apps_domain.clone();
+        config.public_url = Some(cc_url.clone());
+        config.client = client.clone();
         let service = service.clone();
         let listener = bound.cc;
         tasks.spawn(async move {
@@ -156,16 +166,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // OPI over the local backend (or Kubernetes); crashes go to the simulator.
-    let registry_host = args
-        .registry_host
-        .clone()
-        .unwrap_or_else(|| registry_url.trim_start_matches("http://").to_owned());
+    let registry_host = args.registry_host.clone().unwrap_or_else(|| {
+        registry_url
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .to_owned()
+    });
     let backend = match &args.kubeconfig {
         None => Backend::Local(
             super::opi::local_backend_with(
                 data.join("local"),
                 reqwest::Url::parse(&registry_url)?,
                 super::opi::DEFAULT_HOST_EXEC_IMAGE.to_owned(),
+                &client,
             )
             .await?,
         ),
@@ -190,9 +203,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let config = ServiceConfig {
             api: ApiConfig {
                 registry: registry_host.clone(),
+                client: client.clone(),
                 ..ApiConfig::default()
             },
             cc_url: Some(cc_callbacks),
+            access: service.access.clone(),
         };
         let registry = service.metrics.clone();
         let shutdown = service.shutdown.clone();
@@ -215,6 +230,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             Backend::Kubernetes(_) => args.stager_image.clone(),
         };
         config.buildpacks_dir = args.buildpacks_dir.clone();
+        config.client = client.clone();
         let service = service.clone();
         let listener = bound.stager;
         tasks.spawn(async move {
@@ -227,8 +243,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // Sink: CC → OPI every interval.
     {
         let settings = sink::Settings::default();
+        let mut cc = cc::ClientConfig::new(cc_url.clone());
+        cc.access = client.clone();
         let config = sink::Config {
-            cc: cc::ClientConfig::new(cc_url.clone()),
+            cc,
             opi_url: opi_url.clone(),
             registry_url: Some(registry_url.clone()),
             interval: args.interval,

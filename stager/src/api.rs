@@ -90,6 +90,9 @@ pub struct Api {
     pub deadlines: Deadlines,
     /// The stagings' output ([`crate::logs`]).
     pub logs: Logs,
+    /// Cube's TLS settings for relaying completions to CC (its token is
+    /// never sent to CC).
+    pub cc_access: cube_runtime::access::ClientAccess,
 }
 
 /// A path parameter; a path axum cannot decode (invalid UTF-8 escapes) is a
@@ -176,6 +179,7 @@ async fn stage(State(api): State<Arc<Api>>, Param(guid): Param, body: Bytes) -> 
         api.metrics.stagings.with_label_values(&["docker"]).inc();
         let callback = request.completion_callback.clone();
         let metrics = api.metrics.clone();
+        let cc_access = api.cc_access.clone();
         let logs = api.logs.clone();
         logs.append(
             &guid,
@@ -198,7 +202,7 @@ async fn stage(State(api): State<Arc<Api>>, Param(guid): Param, body: Bytes) -> 
                     &format!("-----> Staging failed ({}): {}", error.id, error.message),
                 );
             }
-            if let Err(error) = forward(&metrics, &callback, &completion).await {
+            if let Err(error) = forward(&metrics, &cc_access, &callback, &completion).await {
                 tracing::warn!(staging_guid = %guid, %error, "cannot report docker staging to CC");
             }
             logs.finish(&guid);
@@ -293,7 +297,7 @@ async fn completed(
     } else {
         tracing::info!(staging_guid = %guid, "staging succeeded");
     }
-    let forwarded = forward(&api.metrics, &callback, &completion).await;
+    let forwarded = forward(&api.metrics, &api.cc_access, &callback, &completion).await;
     // CC has the outcome (or refused it for good): the log is complete. When
     // CC cannot be reached the reporter retries, and the log stays open.
     if !matches!(forwarded, Err(Error::Upstream(_))) {
@@ -304,10 +308,16 @@ async fn completed(
 }
 
 /// Sends `completion` to CC's callback (Basic auth from its userinfo).
-async fn forward(metrics: &Metrics, callback: &str, completion: &StagingCompletion) -> Result<()> {
+async fn forward(
+    metrics: &Metrics,
+    access: &cube_runtime::access::ClientAccess,
+    callback: &str,
+    completion: &StagingCompletion,
+) -> Result<()> {
     let mut config = cc::ClientConfig::new(callback);
     config.username = None;
     config.password = None;
+    config.access = access.clone();
     let client = cc::Client::new(config).map_err(|e| Error::Config(e.to_string()))?;
     client
         .staging_completed(callback, completion)
@@ -380,7 +390,8 @@ async fn time_expired(api: Arc<Api>, guid: String, callback: String) {
         &guid,
         &format!("-----> Staging failed ({}): {}", error.id, error.message),
     );
-    if let Err(error) = forward(&api.metrics, &callback, &StagingCompletion::Failed(error)).await {
+    let failed = StagingCompletion::Failed(error);
+    if let Err(error) = forward(&api.metrics, &api.cc_access, &callback, &failed).await {
         tracing::warn!(staging_guid = %guid, %error, "cannot report the staging timeout to CC");
     }
     api.logs.finish(&guid);

@@ -167,7 +167,11 @@ struct Shipper {
 
 impl Shipper {
     fn start(url: Url) -> crate::Result<Self> {
-        let http = opi::http::http_client_builder()
+        // St8ge's token and CA, as the task received them.
+        let access = cube_runtime::access::ClientAccess::from_env()
+            .map_err(|e| crate::Error::Config(e.to_string()))?;
+        let http = access
+            .builder()
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(5))
             .build()

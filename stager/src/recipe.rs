@@ -31,6 +31,9 @@ pub struct Recipe {
     pub registry_url: Option<Url>,
     /// The most staging may take.
     pub staging_timeout: Duration,
+    /// Variables that let the task call St8ge back when it requires
+    /// credentials (`CUBE_AUTH_TOKEN`, `CUBE_CA_CERT_PEM`); redacted in `Debug`.
+    pub credentials: Vec<(String, Secret)>,
 }
 
 /// Environment variable names of the step flags (`cube stage … --<flag>`).
@@ -152,6 +155,9 @@ pub fn step_environment(
     ];
     if let Some(registry) = &recipe.registry_url {
         vars.push(var(env::REGISTRY_URL, registry.to_string()));
+    }
+    for (name, value) in &recipe.credentials {
+        vars.push(var(name, value.expose().to_owned()));
     }
     Ok(vars)
 }

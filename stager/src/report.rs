@@ -96,8 +96,13 @@ pub struct Reporter {
 
 impl Reporter {
     /// A reporter posting to `url`.
+    /// St8ge's token and CA come from the task's environment
+    /// ([`cube_runtime::access::ClientAccess::from_env`]).
     pub fn new(url: Url) -> Result<Self> {
-        let http = opi::http::http_client_builder()
+        let access = cube_runtime::access::ClientAccess::from_env()
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let http = access
+            .builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(60))
             .build()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cube_runtime::Service;
+use cube_runtime::access::{ClientAccess, Secret};
 use opi::http::OpiClient;
 use reqwest::Url;
 
@@ -37,6 +38,9 @@ pub struct Config {
     pub stager_image: String,
     /// The most staging may take.
     pub staging_timeout: Duration,
+    /// How St8ge reaches OPI; staging tasks get its token and CA (in their
+    /// environment, which backends keep in Secrets) to report back.
+    pub client: ClientAccess,
 }
 
 impl Config {
@@ -53,6 +57,7 @@ impl Config {
                 .unwrap_or_else(|_| "cube".into()),
             stager_image: DEFAULT_STAGER_IMAGE.into(),
             staging_timeout: DEFAULT_STAGING_TIMEOUT,
+            client: ClientAccess::default(),
         }
     }
 }
@@ -77,19 +82,26 @@ pub fn api(config: &Config, listen: std::net::SocketAddr, metrics: Metrics) -> R
         }
     }
     Ok(Api {
-        opi: OpiClient::new(&config.opi_url)?,
+        opi: OpiClient::with_access(&config.opi_url, &config.client)?,
         recipe: Recipe {
             cube_binary: config.cube_binary.clone(),
             image: config.stager_image.clone(),
             public_url,
             registry_url: config.registry_url.clone(),
             staging_timeout: config.staging_timeout,
+            credentials: config
+                .client
+                .task_environment()
+                .into_iter()
+                .map(|(name, value)| (name, Secret::new(value)))
+                .collect(),
         },
         shipped,
         cc_url: config.cc_url.clone(),
         metrics,
         logs: crate::logs::Logs::default(),
         deadlines: crate::deadline::Deadlines::default(),
+        cc_access: config.client.clone(),
     })
 }
 
@@ -113,7 +125,12 @@ pub async fn run(
         logs.close();
     });
     tracing::info!(api = %addr, public = %api.recipe.public_url, opi = %config.opi_url, "St8ge started");
-    cube_runtime::serve(listener, api::router(api), service.shutdown.clone())
+    // Shipped buildpacks are public zips that staging tasks fetch like any
+    // other buildpack URL, without credentials.
+    let router = service
+        .access
+        .guard_except(api::router(api), &["/buildpacks"]);
+    cube_runtime::serve_with(listener, router, service.shutdown.clone(), &service.access)
         .await
         .map_err(|e| Error::Internal(e.to_string()))
 }

@@ -54,6 +54,9 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// Retries on 5xx and connect errors.
     pub retry: RetryPolicy,
+    /// Cube's TLS settings (the CA of Cube's services, its client
+    /// certificate); its bearer token is never sent to CC.
+    pub access: cube_runtime::access::ClientAccess,
 }
 
 impl ClientConfig {
@@ -70,6 +73,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(60),
             retry: RetryPolicy::default(),
+            access: cube_runtime::access::ClientAccess::default(),
         }
     }
 }
@@ -95,9 +99,10 @@ impl Client {
     /// Builds a client; reads the CA and client certificate files now, so a
     /// missing or bad file is reported at start-up, naming the file.
     pub fn new(config: ClientConfig) -> Result<Self> {
-        cube_runtime::install_crypto_provider();
         let base = urls::parse(&config.base_url)?;
-        let mut builder = reqwest::Client::builder()
+        let mut builder = config
+            .access
+            .tls_builder()
             .connect_timeout(config.connect_timeout)
             .timeout(config.request_timeout)
             .tls_backend_rustls();

@@ -22,9 +22,18 @@ pub struct SimClient {
 impl SimClient {
     /// A client for the simulator at `base_url`.
     pub fn new(base_url: &str) -> Result<Self> {
-        cube_runtime::install_crypto_provider();
+        Self::with_access(base_url, &cube_runtime::access::ClientAccess::default())
+    }
+
+    /// A client for the simulator at `base_url` with Cube's access settings
+    /// (the `/sim` API requires them when the simulator does).
+    pub fn with_access(
+        base_url: &str,
+        access: &cube_runtime::access::ClientAccess,
+    ) -> Result<Self> {
         let base = crate::client::urls::parse(base_url)?;
-        let http = reqwest::Client::builder()
+        let http = access
+            .builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(300))
             .build()

@@ -48,9 +48,17 @@ pub struct OpiClient {
 impl OpiClient {
     /// A client for OPI at `base_url`.
     pub fn new(base_url: &str) -> Result<Self> {
-        cube_runtime::install_crypto_provider();
+        Self::with_access(base_url, &cube_runtime::access::ClientAccess::default())
+    }
+
+    /// A client for OPI at `base_url` with Cube's access settings.
+    pub fn with_access(
+        base_url: &str,
+        access: &cube_runtime::access::ClientAccess,
+    ) -> Result<Self> {
         let base = crate::client::urls::parse(base_url)?;
-        let http = reqwest::Client::builder()
+        let http = access
+            .builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()

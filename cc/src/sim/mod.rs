@@ -73,6 +73,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Domain of default routes (`<app>.<domain>`).
     pub apps_domain: String,
+    /// How the simulator reaches St8ge (CA, client certificate, token).
+    pub client: cube_runtime::access::ClientAccess,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
             password: DEFAULT_PASSWORD.into(),
             public_url: None,
             apps_domain: "localhost".into(),
+            client: cube_runtime::access::ClientAccess::default(),
         }
     }
 }
@@ -141,7 +144,9 @@ impl Sim {
                 .await?;
             tracing::info!(added, total = count, "seeded fake apps");
         }
-        let http = reqwest::Client::builder()
+        let http = config
+            .client
+            .builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
@@ -163,6 +168,13 @@ impl Sim {
 
     /// The routes.
     pub fn router(self: &Arc<Self>) -> Router {
+        self.router_with(&cube_runtime::access::Access::open())
+    }
+
+    /// The routes, with the `/sim` API (what `cube push` calls) guarded by
+    /// `access`; the internal API keeps CC's Basic auth, and the droplet
+    /// download stays open like CC's.
+    pub fn router_with(self: &Arc<Self>, access: &cube_runtime::access::Access) -> Router {
         let expected = Arc::new(auth::basic_header(&self.username, &self.password));
         let internal = Router::new()
             .route(
@@ -213,6 +225,7 @@ impl Sim {
             .route("/sim/apps/{name}/start", post(api::start))
             .route("/sim/apps/{name}/stop", post(api::stop))
             .route("/sim/apps/{name}/scale", put(api::scale));
+        let open = access.guard_except(open, &["/internal/v2/droplets"]);
         let sim = self.clone();
         internal
             .merge(open)
@@ -280,7 +293,13 @@ pub async fn run(
             Err(e) => Err(format!("{}: {e}", dir.display())),
         });
     tracing::info!(%addr, public_url = %sim.public_url, "cc-sim serving");
-    cube_runtime::serve(listener, sim.router(), service.shutdown.clone()).await?;
+    cube_runtime::serve_with(
+        listener,
+        sim.router_with(&service.access),
+        service.shutdown.clone(),
+        &service.access,
+    )
+    .await?;
     Ok(())
 }
 

@@ -28,7 +28,17 @@ impl OpiClient {
     /// A client for the server at `base_url` (e.g. `http://127.0.0.1:8085`), with
     /// a 30 s request timeout.
     pub fn new(base_url: &str) -> Result<Self, Error> {
-        let http = http_client_builder()
+        Self::with_access(base_url, &cube_runtime::access::ClientAccess::default())
+    }
+
+    /// A client for the server at `base_url` that trusts `access`'s CA,
+    /// presents its client certificate and sends its token.
+    pub fn with_access(
+        base_url: &str,
+        access: &cube_runtime::access::ClientAccess,
+    ) -> Result<Self, Error> {
+        let http = access
+            .builder()
             .timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(5))
             .build()

@@ -37,6 +37,9 @@ pub struct ApiConfig {
     /// URL as everything else (`opi.url`), as Eirini served both; with this set,
     /// `/stage/…` is forwarded to St8ge.
     pub stager_url: Option<reqwest::Url>,
+    /// How OPI reaches St8ge (`/stage` forwarding) and Cloud Controller:
+    /// the CA it trusts, its client certificate and its token (St8ge only).
+    pub client: cube_runtime::access::ClientAccess,
 }
 
 impl Default for ApiConfig {
@@ -45,6 +48,7 @@ impl Default for ApiConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             registry: String::new(),
             stager_url: None,
+            client: cube_runtime::access::ClientAccess::default(),
         }
     }
 }
@@ -61,7 +65,9 @@ pub fn router(scheduler: Arc<dyn Scheduler>, config: ApiConfig, metrics: ApiMetr
     let max_body_bytes = config.max_body_bytes;
     // Building a client only fails without a TLS backend, which
     // `http_client_builder` always installs; fall back to the default anyway.
-    let http = super::http_client_builder()
+    let http = config
+        .client
+        .builder()
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .unwrap_or_default();

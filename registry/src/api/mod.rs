@@ -71,7 +71,10 @@ async fn authorize(State(state): State<Shared>, request: Request, next: Next) ->
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.check(header, action) {
+    let peer = request
+        .extensions()
+        .get::<cube_runtime::access::PeerCertificate>();
+    match state.auth.check_request(header, peer, action) {
         Ok(_) => {
             let mut response = next.run(request).await;
             response

@@ -71,6 +71,17 @@ impl ClientAccess {
         })
     }
 
+    /// What a staging task received from St8ge: the token in
+    /// `$CUBE_AUTH_TOKEN` and the CA in `$CUBE_CA_CERT_PEM` (either may be unset).
+    pub fn from_env() -> Result<Self, Error> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::new(
+            var(TOKEN_ENV).map(|t| Secret::new(t.trim())),
+            var(CA_PEM_ENV).map(String::into_bytes),
+            None,
+        )
+    }
+
     /// The same, sending `token` instead.
     pub fn with_token(mut self, token: Option<Secret>) -> Self {
         self.token = token;

@@ -350,20 +350,47 @@ impl Access {
         &self.policy
     }
 
-    /// `router` answering 401/403 to requests the policy refuses (unchanged
-    /// when no credential is required).
+    /// `router` answering 401/403 to requests for its routes that the policy
+    /// refuses (unchanged when no credential is required). Applied to the
+    /// routes only, so routers guarded differently can be merged; a path no
+    /// route matches gets the router's 404 either way.
     pub fn guard<S: Clone + Send + Sync + 'static>(&self, router: Router<S>) -> Router<S> {
+        self.guard_except(router, &[])
+    }
+
+    /// [`Self::guard`], leaving paths under `public` (exact, or followed by
+    /// `/`) open: content that holds no secret and that clients fetch without
+    /// Cube's credentials (St8ge's shipped buildpacks).
+    pub fn guard_except<S: Clone + Send + Sync + 'static>(
+        &self,
+        router: Router<S>,
+        public: &'static [&'static str],
+    ) -> Router<S> {
         if !self.policy.required() {
             return router;
         }
-        router.layer(axum::middleware::from_fn_with_state(
-            self.policy.clone(),
+        router.route_layer(axum::middleware::from_fn_with_state(
+            (self.policy.clone(), public),
             enforce,
         ))
     }
 }
 
-async fn enforce(State(policy): State<Arc<Policy>>, request: Request, next: Next) -> Response {
+fn is_public(path: &str, public: &[&str]) -> bool {
+    public.iter().any(|prefix| {
+        path.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
+async fn enforce(
+    State((policy, public)): State<(Arc<Policy>, &'static [&'static str])>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if is_public(request.uri().path(), public) {
+        return next.run(request).await;
+    }
     let verdict = policy.check(
         request.headers().get(header::AUTHORIZATION),
         request.extensions().get::<PeerCertificate>(),

@@ -107,12 +107,14 @@ async fn harness_timing_out_after(staging_timeout: std::time::Duration) -> Harne
             public_url: Url::parse("http://127.0.0.1:8086").unwrap(),
             registry_url: None,
             staging_timeout,
+            credentials: Vec::new(),
         },
         shipped: Some(Shipped::new(buildpacks.path()).unwrap()),
         cc_url: Some(Url::parse(&cc_url).unwrap()),
         metrics: Metrics::register(&Registry::new()).unwrap(),
         deadlines: crate::deadline::Deadlines::default(),
         logs: crate::logs::Logs::default(),
+        cc_access: cube_runtime::access::ClientAccess::default(),
     };
     Harness {
         router: router(Arc::new(api)),

@@ -7,6 +7,7 @@ fn recipe() -> Recipe {
         public_url: Url::parse("http://127.0.0.1:8086").unwrap(),
         registry_url: Some(Url::parse("http://127.0.0.1:8087").unwrap()),
         staging_timeout: Duration::from_secs(900),
+        credentials: Vec::new(),
     }
 }
 

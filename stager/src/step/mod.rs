@@ -159,5 +159,7 @@ pub(crate) fn cc_client(url: &str) -> std::result::Result<cc::Client, StagingErr
     config.username = None;
     config.password = None;
     config.request_timeout = std::time::Duration::from_secs(600);
+    config.access = cube_runtime::access::ClientAccess::from_env()
+        .map_err(|e| failure(ids::STAGING, e.to_string()))?;
     cc::Client::new(config).map_err(|e| failure(ids::STAGING, e.to_string()))
 }

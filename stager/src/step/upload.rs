@@ -101,7 +101,10 @@ async fn import(
     let password = url.password().map(str::to_owned);
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    let http = opi::http::http_client_builder()
+    // The Registry is a Cube service: the task's token and CA apply.
+    let access = cube_runtime::access::ClientAccess::from_env().map_err(|e| fail(e.to_string()))?;
+    let http = access
+        .builder()
         .timeout(Duration::from_secs(600))
         .build()
         .map_err(|e| fail(e.to_string()))?;

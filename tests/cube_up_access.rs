@@ -1,0 +1,166 @@
+//! `cube up` with TLS, client certificates and a token file — one set of
+//! flags for every service — still pushes, stages and runs an app (so every
+//! internal hop carries the credentials), refuses a client without them, and
+//! at trace log level writes none of the secrets (token, TLS key, CC's
+//! password from its URLs) to its output.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{eventually, free_port};
+
+use std::path::Path;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "cube-e2e-token-5f1d8a7c2b";
+
+fn cube() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cube"))
+}
+
+/// Stops `child` with SIGTERM (so it stops its apps), then waits.
+fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
+fn client_flags(dir: &Path) -> Vec<String> {
+    [
+        "--auth-token-file",
+        dir.join("tokens").to_str().unwrap(),
+        "--ca-cert",
+        dir.join("ca.pem").to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+fn cube_ok(args: &[String]) -> Output {
+    let output = cube()
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "cube {}: {}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[test]
+fn cube_up_with_tls_and_a_token_runs_an_app_and_logs_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = testkit::access::write_pki(dir.path()).unwrap();
+    std::fs::write(dir.path().join("tokens"), format!("{TOKEN}\n")).unwrap();
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let log_path = dir.path().join("cube-up.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let child = cube()
+        .args(["--log", "trace", "up"])
+        .args(["--data-dir", dir.path().join("cube").to_str().unwrap()])
+        .args(["--router-listen", &addr(0), "--cc-listen", &addr(1)])
+        .args(["--opi-listen", &addr(2), "--stager-listen", &addr(3)])
+        .args(["--registry-listen", &addr(4), "--admin-listen", &addr(5)])
+        .args(["--interval", "1s"])
+        .args(["--tls-cert", pki.cert.to_str().unwrap()])
+        .args(["--tls-key", pki.key.to_str().unwrap()])
+        .args(["--tls-client-ca", pki.ca.to_str().unwrap()])
+        .args(client_flags(dir.path()))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut up = Guard(child);
+    let ready = format!("http://{}/readyz", addr(5));
+    eventually("cube up to be ready", || {
+        let out = Command::new("curl").args(["-sf", &ready]).output().ok()?;
+        out.status.success().then_some(())
+    });
+    let cc = format!("https://{}", addr(1));
+    let opi = format!("https://{}", addr(2));
+
+    // Without the token, the simulated CC refuses `cube apps`.
+    let refused = cube()
+        .args([
+            "apps",
+            "--cc-url",
+            &cc,
+            "--ca-cert",
+            pki.ca.to_str().unwrap(),
+        ])
+        .env_remove("CUBE_AUTH_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("Unauthorized"), "{stderr}");
+
+    // With it, push stages through St8ge (a task reporting back), imports the
+    // droplet into the Registry, the Sink desires the app in OPI, and OPI's
+    // local backend pulls the droplet and runs it.
+    let mut push: Vec<String> = ["push", "examples/python-hello", "--name", "hello"]
+        .map(str::to_owned)
+        .to_vec();
+    push.extend(["--cc-url".into(), cc.clone(), "--opi-url".into(), opi]);
+    push.extend([
+        "--router-url".into(),
+        format!("http://localhost:{}", ports[0]),
+    ]);
+    push.extend(client_flags(dir.path()));
+    let out = cube_ok(&push);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1 of 1 instances running"), "{text}");
+    let body = eventually("the app to answer through the router", || {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", "-H", "Host: hello.localhost"])
+            .arg(format!("http://127.0.0.1:{}/", ports[0]))
+            .output()
+            .ok()?;
+        let body = String::from_utf8_lossy(&out.stdout).into_owned();
+        body.contains("Hello from Cube").then_some(body)
+    });
+    assert_eq!(body.trim(), "Hello from Cube");
+
+    stop(&mut up.0);
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logs were captured"
+    );
+    let key_body = testkit::access::SERVICE_KEY_PEM.lines().nth(1).unwrap();
+    for (secret, what) in [
+        (TOKEN, "the token"),
+        (key_body, "the TLS key"),
+        (cc::client::DEFAULT_PASSWORD, "CC's password from its URLs"),
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "{what} appears in cube up's output ({} bytes of logs)",
+            logs.len()
+        );
+    }
+}
