@@ -134,10 +134,7 @@ fn runnable(
                         .into(),
                 ));
             };
-            let (image_username, image_password) = credentials
-                .as_ref()
-                .map(|c| (c.username.clone(), c.password.clone()))
-                .unwrap_or_default();
+            let (image_username, image_password) = image_credentials(credentials.as_ref());
             Ok(Runnable {
                 root_fs: rootfs::root_fs(image),
                 action: run_action(path, args, "", DOCKER_USER, env, log_source),
@@ -146,6 +143,13 @@ fn runnable(
             })
         }
     }
+}
+
+/// `(image_username, image_password)` of a BBS record (empty without credentials).
+fn image_credentials(credentials: Option<&RegistryCredentials>) -> (String, String) {
+    credentials
+        .map(|c| (c.username.clone(), c.password.clone()))
+        .unwrap_or_default()
 }
 
 /// The run action inside `action` (Cube writes it bare; Cloud Controller

@@ -16,7 +16,9 @@ use opi::model::{
     LrpLifecycle, Task, TaskCompletion, TaskState, TaskStatus, WORKSPACE_ENV, step_failure_prefix,
 };
 
-use super::{DOCKER_USER, Runnable, TASKS_DOMAIN, rootfs, run_action, runnable, tag};
+use super::{
+    DOCKER_USER, Runnable, TASKS_DOMAIN, image_credentials, rootfs, run_action, runnable, tag,
+};
 use crate::error::DiegoError;
 use crate::proto;
 
@@ -127,10 +129,7 @@ fn stepped(
             ..proto::Action::default()
         });
     }
-    let (image_username, image_password) = credentials
-        .as_ref()
-        .map(|c| (c.username.clone(), c.password.clone()))
-        .unwrap_or_default();
+    let (image_username, image_password) = image_credentials(credentials.as_ref());
     Ok(Runnable {
         root_fs: rootfs::root_fs(image),
         action: proto::Action {
