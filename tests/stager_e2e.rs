@@ -1,12 +1,16 @@
 //! End-to-end staging on the local backend, in one process: the CC simulator,
 //! the Registry, OPI over `opi_local::LocalScheduler` and St8ge, each on
-//! 127.0.0.1:0. The staging task runs the built `cube stage run`.
+//! 127.0.0.1:0. The staging task is three OPI steps, each a process of the
+//! built `cube` (`cube stage download`, `build`, `upload`) in the task's
+//! scratch dir.
 //!
 //! - the python example stages with the shipped buildpacks (none named), its
 //!   droplet reaches CC and the Registry;
 //! - a Docker app staged from that droplet's image reports the image config;
 //! - a failing buildpack fails the build with `BuildpackCompileFailed` naming it;
-//! - cancelling a running staging stops the task and reports the cancellation.
+//! - cancelling a running staging stops the task and reports the cancellation;
+//! - a staging that outlives St8ge's staging timeout is reported to CC as
+//!   `StagingTimeExpired` once, and its task is stopped.
 
 #![allow(clippy::unwrap_used)]
 
@@ -78,6 +82,10 @@ fn buildpacks(root: &Path) -> PathBuf {
 }
 
 async fn start() -> Cube {
+    start_timing_out_after(Duration::from_secs(300)).await
+}
+
+async fn start_timing_out_after(staging_timeout: Duration) -> Cube {
     let dir = tempfile::tempdir().unwrap();
     let bind = || async { tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap() };
     let (cc_l, opi_l, stager_l, registry_l) =
@@ -117,6 +125,7 @@ async fn start() -> Cube {
     let opi_config = opi::service::ServiceConfig {
         api: opi::http::ApiConfig::default(),
         cc_url: Some(cc_callbacks),
+        access: service.access.clone(),
     };
     let scheduler: Arc<dyn Scheduler> = Arc::new(local.clone());
     let metrics = service.metrics.clone();
@@ -130,7 +139,7 @@ async fn start() -> Cube {
     config.registry_url = Some(reqwest::Url::parse(&registry_url).unwrap());
     config.cc_url = Some(reqwest::Url::parse(&cc_url).unwrap());
     config.buildpacks_dir = Some(buildpacks(dir.path()));
-    config.staging_timeout = Duration::from_secs(300);
+    config.staging_timeout = staging_timeout;
     tokio::spawn(stager::run(
         config,
         stager_l,
@@ -262,7 +271,7 @@ async fn python_example_stages_with_the_shipped_buildpacks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_buildpack_fails_the_build_naming_it() {
     let cube = start().await;
-    push(
+    let guid = push(
         &cube,
         "broken-app",
         &repo().join("examples/procfile-hello"),
@@ -277,6 +286,27 @@ async fn a_failing_buildpack_fails_the_build_naming_it() {
     assert!(error.message.contains("status 9"), "{}", error.message);
     let app = cube.cc.get("broken-app").await.unwrap();
     assert!(app.droplet.is_none(), "no droplet from a failed build");
+
+    // St8ge's log holds every step's output (whether the steps ran as one
+    // process or several), the buildpack's stderr included; it has ended.
+    let log = tokio::time::timeout(
+        Duration::from_secs(30),
+        reqwest::get(format!("{}/stage/{guid}/logs", cube.stager_url)),
+    )
+    .await
+    .expect("a finished staging's log ends")
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    for line in [
+        "-----> Downloading app bits",
+        "-----> Running finalize of buildpack broken",
+        "broken buildpack: giving up",
+        "-----> Staging failed (BuildpackCompileFailed)",
+    ] {
+        assert!(log.contains(line), "{line:?} not in the log:\n{log}");
+    }
     cube.stop().await;
 }
 
@@ -326,5 +356,48 @@ async fn cancelling_stops_the_task_and_reports() {
         .await
         .unwrap();
     assert_eq!(response.status(), 404);
+    cube.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_staging_past_its_timeout_is_reported_once_and_stopped() {
+    let cube = start_timing_out_after(Duration::from_secs(3)).await;
+    let guid = push(
+        &cube,
+        "late-app",
+        &repo().join("examples/procfile-hello"),
+        &["slow"],
+    )
+    .await;
+    let build = finished_build(&cube, "late-app").await;
+    assert_eq!(build.state, BuildState::Failed);
+    let error = build.error.unwrap();
+    assert_eq!(error.id, "StagingTimeExpired", "{}", error.message);
+    assert!(error.message.contains("3s"), "{}", error.message);
+    // The task is cancelled (exactly-once reporting to CC is the router
+    // test's: this CC refuses a second completion anyway).
+    let mut state = String::new();
+    for _ in 0..300 {
+        let task = cube.opi.get_task(&guid).await.unwrap();
+        if task.state == "COMPLETED" {
+            assert!(task.failed);
+            assert_eq!(task.failure_reason, "cancelled");
+            state.clear();
+            break;
+        }
+        state = task.state;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(state.is_empty(), "the task is still {state}");
+    assert!(
+        !cube
+            ._dir
+            .path()
+            .join("local/tasks")
+            .join(&guid)
+            .join("droplet.tgz")
+            .exists(),
+        "the build step was stopped before it wrote a droplet"
+    );
     cube.stop().await;
 }
