@@ -289,16 +289,11 @@ async fn a_failing_buildpack_fails_the_build_naming_it() {
 
     // St8ge's log holds every step's output (whether the steps ran as one
     // process or several), the buildpack's stderr included; it has ended.
-    let log = tokio::time::timeout(
-        Duration::from_secs(30),
-        reqwest::get(format!("{}/stage/{guid}/logs", cube.stager_url)),
-    )
-    .await
-    .expect("a finished staging's log ends")
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
+    let url = format!("{}/stage/{guid}/logs", cube.stager_url);
+    let read = async { reqwest::get(url).await.unwrap().text().await.unwrap() };
+    let log = tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("a finished staging's log ends");
     for line in [
         "-----> Downloading app bits",
         "-----> Running finalize of buildpack broken",
