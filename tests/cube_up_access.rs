@@ -134,6 +134,8 @@ fn cube_up_with_tls_and_a_token_runs_an_app_and_logs_no_secret() {
     let out = cube_ok(&push);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1 of 1 instances running"), "{text}");
+    // The staging output reached St8ge (token, TLS) and push through cc-sim.
+    assert!(text.contains("-----> Python buildpack: done"), "{text}");
     let body = eventually("the app to answer through the router", || {
         let out = Command::new("curl")
             .args(["-s", "-m", "5", "-H", "Host: hello.localhost"])
