@@ -258,6 +258,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_process_left_holding_the_output_does_not_hold_the_script() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("script");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\nsleep 300 &\necho $! > \"$1\"\necho detected\necho warning >&2\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let pid_file = dir.path().join("pid");
+        let script = Script {
+            path,
+            args: vec![pid_file.clone().into()],
+            cwd: dir.path().to_owned(),
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        };
+        // The background sleep keeps both pipes open for 300 s.
+        let ran = tokio::time::timeout(std::time::Duration::from_secs(60), run(&script, true))
+            .await
+            .expect("run returns soon after the script exits")
+            .unwrap();
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        kill_tree(pid);
+        assert!(ran.status.success());
+        assert_eq!(ran.stdout, "detected\n");
+    }
+
+    #[tokio::test]
     async fn dropping_a_running_script_kills_it_and_its_children() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("script");
