@@ -303,6 +303,22 @@ mod tests {
         assert_eq!(queue.take().lines().next(), Some("line 503"));
     }
 
+    #[tokio::test]
+    async fn an_unreachable_st8ge_neither_fails_nor_holds_the_step() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/stage/g/logs")).unwrap();
+        let step = async {
+            say("-----> a line nobody receives");
+            42
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(60), ship(Some(url), step))
+            .await
+            .expect("the step ends (the flush gives up)");
+        assert_eq!(outcome, 42);
+    }
+
     #[test]
     fn a_batch_that_failed_goes_back_in_front() {
         let mut queue = Queue::default();
