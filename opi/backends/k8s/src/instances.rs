@@ -26,7 +26,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod, PodCondition};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use opi::model::{CrashEvent, Instance, InstanceState, LrpId, now_unix_nanos};
 
 use crate::labels;
@@ -41,12 +41,15 @@ pub fn nanos(time: &Time) -> i64 {
 /// The index of an LRP pod: the StatefulSet's pod-index label, else the
 /// ordinal in its name.
 pub fn index(pod: &Pod) -> Option<u32> {
-    pod.metadata
-        .labels
+    index_of(&pod.metadata)
+}
+
+fn index_of(meta: &ObjectMeta) -> Option<u32> {
+    meta.labels
         .as_ref()
         .and_then(|l| l.get(labels::POD_INDEX))
         .and_then(|i| i.parse().ok())
-        .or_else(|| pod_ordinal(pod.metadata.name.as_deref()?))
+        .or_else(|| pod_ordinal(meta.name.as_deref()?))
 }
 
 /// Shared copies of strings many pods carry (process guid, version,
@@ -235,7 +238,7 @@ fn app_container(status: &ContainerStatus) -> AppContainer {
 }
 
 /// The record the cache keeps of `pod`.
-pub fn record(pod: &Pod, strings: &mut Strings) -> PodRecord {
+pub fn record(pod: &PodView, strings: &mut Strings) -> PodRecord {
     let meta = &pod.metadata;
     let annotations = meta.annotations.as_ref();
     let process = annotations.and_then(|a| {
@@ -275,7 +278,7 @@ pub fn record(pod: &Pod, strings: &mut Strings) -> PodRecord {
         name: Box::from(meta.name.as_deref().unwrap_or_default()),
         namespace: strings.intern(meta.namespace.as_deref().unwrap_or_default()),
         process,
-        index: index(pod),
+        index: index_of(meta),
         created: meta.creation_timestamp.as_ref().map_or(0, nanos),
         deleting: meta.deletion_timestamp.is_some(),
         failed: status.and_then(|s| s.phase.as_deref()) == Some("Failed"),
@@ -439,6 +442,9 @@ pub fn observe(
 }
 
 pub mod cache;
+pub mod view;
+
+pub use view::PodView;
 
 #[cfg(test)]
 mod tests;

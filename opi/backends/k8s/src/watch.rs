@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::{NamespaceResourceScope, Resource as _};
 use kube::api::{Patch, PatchParams};
@@ -26,6 +26,7 @@ use kube::{Api, Client};
 use opi::events::EventBus;
 use opi::model::Event;
 
+use crate::instances::PodView;
 use crate::instances::cache::PodCache;
 use crate::labels;
 use crate::placements::Placements;
@@ -35,15 +36,16 @@ use crate::routes::RouteTable;
 /// so this one-field apply never touches the fields `cube` owns.
 pub const COMPLETION_MANAGER: &str = "cube-task-completion";
 
-/// Pods per page while (re)listing: each page is decoded whole (full pods,
-/// ~10 KB each) before it becomes records, so this bounds a relist's
-/// transient memory.
-const LIST_PAGE: u32 = 100;
+/// Pods per page while (re)listing (kube's default, explicit because it
+/// matters): each page is decoded whole (full pods, ~10 KB each) before its
+/// pods become records, so this bounds a relist's transient memory to a few
+/// MB whatever the number of pods.
+const LIST_PAGE: u32 = 500;
 
 /// The pod watch loop: keeps `cache` equal to the LRP pods in scope and
 /// publishes their crashes.
 pub fn pods(
-    api: Api<Pod>,
+    api: Api<PodView>,
     cache: Arc<PodCache>,
     events: EventBus,
     synced: Arc<AtomicBool>,

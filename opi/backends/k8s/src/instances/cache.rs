@@ -10,10 +10,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use k8s_openapi::api::core::v1::Pod;
 use opi::model::{CrashEvent, Instance, LrpId};
 
-use super::{PodRecord, Seen, Strings, instance, observe, record, serving};
+use super::{PodRecord, PodView, Seen, Strings, instance, observe, record, serving};
 use crate::routes::Changes;
 
 /// Removals between two purges of unused interned strings.
@@ -85,7 +84,7 @@ impl PodCache {
     /// shows one not reported before. A pod first met while listing may
     /// show a crash from before Cube started: that is remembered, not
     /// reported.
-    pub fn apply(&self, pod: &Pod, listing: bool) -> Option<CrashEvent> {
+    pub fn apply(&self, pod: &PodView, listing: bool) -> Option<CrashEvent> {
         let mut pods = self.write();
         let next = record(pod, &mut pods.strings);
         let generation = pods.generation;
@@ -130,7 +129,7 @@ impl PodCache {
     }
 
     /// A pod was deleted.
-    pub fn delete(&self, pod: &Pod) {
+    pub fn delete(&self, pod: &PodView) {
         let uid = pod.metadata.uid.as_deref().unwrap_or_default();
         let mut pods = self.write();
         let Some(gone) = pods.by_uid.remove(uid) else {

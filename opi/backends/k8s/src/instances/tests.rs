@@ -113,7 +113,7 @@ fn with_container(
 }
 
 fn rec(pod: &Pod) -> PodRecord {
-    record(pod, &mut Strings::default())
+    record(&PodView::from(pod.clone()), &mut Strings::default())
 }
 
 fn state_of(pod: &Pod) -> InstanceState {
@@ -330,6 +330,7 @@ fn records_share_interned_strings() {
     first.metadata.namespace = Some("acme-dev".into());
     let mut second = pod(1);
     second.metadata.namespace = Some("acme-dev".into());
+    let (first, second) = (PodView::from(first), PodView::from(second));
     let (a, b) = (record(&first, &mut strings), record(&second, &mut strings));
     let (pa, pb) = (a.process.clone(), b.process.clone());
     let (Some(pa), Some(pb)) = (pa, pb) else {
@@ -371,4 +372,21 @@ fn ready_pods_with_an_ip_are_serving() {
     let mut stopping = with_network(ready(pod(2)), "10.0.0.7", &[8080]);
     stopping.metadata.deletion_timestamp = Some(time(200));
     assert_eq!(serving(&rec(&stopping)), None);
+}
+
+/// The watch decodes pods as [`PodView`]s straight from the apiserver's JSON;
+/// they make the same record as the whole pod, whatever else it carries.
+#[test]
+fn pods_decoded_as_views_make_the_same_records() {
+    let mut full = with_network(ready(pod(3)), "10.1.2.3", &[8080]);
+    full.metadata.managed_fields = Some(vec![Default::default()]);
+    full.metadata.resource_version = Some("42".into());
+    if let Some(spec) = full.spec.as_mut() {
+        spec.containers[0].env = Some(vec![Default::default()]);
+    }
+    let json = serde_json::to_value(&full).expect("a pod as JSON");
+    let view: PodView = serde_json::from_value(json).expect("a view");
+    assert_eq!(view.metadata.managed_fields, None, "not decoded");
+    assert_eq!(view.metadata.resource_version.as_deref(), Some("42"));
+    assert_eq!(record(&view, &mut Strings::default()), rec(&full));
 }

@@ -1,7 +1,7 @@
 use super::*;
 use crate::labels;
 
-fn pod(uid: &str, index: u32, ready: bool, ip: &str, restarts: i32) -> Pod {
+fn pod(uid: &str, index: u32, ready: bool, ip: &str, restarts: i32) -> PodView {
     let last_state = if restarts > 0 {
         serde_json::json!({"terminated": {
             "exitCode": 1, "reason": "Error",
@@ -104,7 +104,7 @@ fn crashes_older_than_the_first_listing_are_not_reported() {
 fn changes_count_only_what_routers_see() {
     let (cache, changes) = cache();
     let mut expected = changes.current();
-    let mut step = |pod: Option<Pod>, delete: Option<Pod>, bumps: bool| {
+    let mut step = |pod: Option<PodView>, delete: Option<PodView>, bumps: bool| {
         if let Some(pod) = pod {
             cache.apply(&pod, false);
         }
