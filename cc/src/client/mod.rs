@@ -34,7 +34,7 @@ pub const DEFAULT_USER: &str = "internal_user";
 pub const DEFAULT_PASSWORD: &str = "internal_password";
 
 /// How to reach CC.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// CC's internal API base URL (`http://127.0.0.1:9022`).
     pub base_url: String,
@@ -78,8 +78,33 @@ impl ClientConfig {
     }
 }
 
+// Hand-written so that passwords (and credentials in the URL) never reach logs.
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("base_url", &urls::redact_text(&self.base_url))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("access", &self.access)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &urls::redact(&self.base))
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
 /// A CC internal-API client. Cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,
@@ -436,6 +461,23 @@ fn describe_reqwest_error(error: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_passwords() {
+        let mut config = ClientConfig::new("https://cc:url-s3cret@127.0.0.1:9022");
+        config.password = Some("field-s3cret".into());
+        let client = Client::new(config.clone()).unwrap();
+        let mut sim = crate::sim::Config::new("/tmp/cc-sim");
+        sim.password = "sim-s3cret".into();
+        for shown in [
+            format!("{config:?}"),
+            format!("{client:?}"),
+            format!("{sim:?}"),
+        ] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
 
     #[test]
     fn bad_tls_files_are_named_at_start_up() {

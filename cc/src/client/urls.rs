@@ -51,7 +51,8 @@ pub fn redact(url: &Url) -> String {
     url.to_string()
 }
 
-fn redact_text(text: &str) -> String {
+/// [`redact`] for text that may not parse as a URL.
+pub fn redact_text(text: &str) -> String {
     match Url::parse(text) {
         Ok(url) => redact(&url),
         Err(_) => match text.split_once('@') {

@@ -53,8 +53,8 @@ pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024 * 1024;
 /// The image `--fake-apps` apps run by default.
 pub const DEFAULT_FAKE_APP_IMAGE: &str = "docker.io/library/busybox:1.36";
 
-/// How the simulator is set up.
-#[derive(Debug, Clone)]
+/// How the simulator is set up. `Debug` leaves the password out.
+#[derive(Clone)]
 pub struct Config {
     /// Where state and blobs live.
     pub data_dir: PathBuf,
@@ -75,6 +75,19 @@ pub struct Config {
     pub apps_domain: String,
     /// How the simulator reaches St8ge (CA, client certificate, token).
     pub client: cube_runtime::access::ClientAccess,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("data_dir", &self.data_dir)
+            .field("stager_url", &self.stager_url)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("public_url", &self.public_url)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
