@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "cube-e2e-token-5f1d8a7c2b";
+const WRONG_TOKEN: &str = "wrong-e2e-token-93b0c1d4";
 
 /// Debug for every crate, trace for Cube's own (trace everywhere multiplies
 /// the output of h2 and rustls a hundredfold without logging more values).
@@ -131,7 +132,7 @@ fn cube_up_with_tls_and_a_token_runs_an_app_and_logs_no_secret() {
     let mut push: Vec<String> = ["push", "examples/python-hello", "--name", "hello"]
         .map(str::to_owned)
         .to_vec();
-    push.extend(["--cc-url".into(), cc.clone(), "--opi-url".into(), opi]);
+    push.extend(["--cc-url".into(), cc.clone(), "--opi-url".into(), opi.clone()]);
     push.extend([
         "--router-url".into(),
         format!("http://localhost:{}", ports[0]),
@@ -153,6 +154,23 @@ fn cube_up_with_tls_and_a_token_runs_an_app_and_logs_no_secret() {
     });
     assert_eq!(body.trim(), "Hello from Cube");
 
+    // A kubelet-style pull with the token as Basic password is served; a
+    // wrong token is refused (and the refusal, logged at debug, names neither).
+    let curl = |auth: &[&str], url: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+            .args(["--cacert", pki.ca.to_str().unwrap()])
+            .args(auth)
+            .arg(url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let registry = format!("https://{}/v2/", addr(4));
+    assert_eq!(curl(&["-u", &format!("kubelet:{TOKEN}")], &registry), "200");
+    let wrong = format!("Authorization: Bearer {WRONG_TOKEN}");
+    assert_eq!(curl(&["-H", &wrong], &format!("{opi}/apps")), "401");
+
     stop(&mut up.0);
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(
@@ -162,6 +180,7 @@ fn cube_up_with_tls_and_a_token_runs_an_app_and_logs_no_secret() {
     let key_body = testkit::access::SERVICE_KEY_PEM.lines().nth(1).unwrap();
     for (secret, what) in [
         (TOKEN, "the token"),
+        (WRONG_TOKEN, "a refused token"),
         (key_body, "the TLS key"),
         (cc::client::DEFAULT_PASSWORD, "CC's password from its URLs"),
     ] {
