@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::Error;
 use crate::droplet::{self, DropletSource};
+use crate::orphans;
 use crate::process::{Launch, ensure_dir};
 use crate::store::Store;
 use crate::supervisor::{InstanceHandle, InstanceSpec};
@@ -80,6 +81,9 @@ impl LocalScheduler {
         droplets: Arc<dyn DropletSource>,
     ) -> Result<Self, Error> {
         ensure_dir(&config.root)?;
+        // Instances a killed predecessor left running would otherwise run
+        // twice once the stored LRPs are brought back.
+        orphans::reap(&config.root.join("instances"), &config.root);
         let store = Store::open(config.root.join("lrps"))?;
         let http = opi::http::http_client_builder()
             .build()

@@ -20,6 +20,7 @@ mod backend;
 pub mod droplet;
 mod error;
 pub mod health;
+pub mod orphans;
 pub mod process;
 pub mod restart;
 pub mod router;

@@ -50,6 +50,11 @@ pub struct Spawned {
 }
 
 impl Spawned {
+    /// The process group (the leader's pid).
+    pub fn group(&self) -> i32 {
+        self.group.as_raw()
+    }
+
     /// Stops the whole process group: SIGTERM, then SIGKILL after `grace`.
     /// Works after the leader has exited too, so nothing it started lingers.
     pub async fn terminate(&mut self, grace: Duration) {

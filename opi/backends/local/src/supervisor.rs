@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::health;
+use crate::orphans;
 use crate::process::{self, Launch};
 use crate::restart::{RESET_AFTER, restart_delay};
 
@@ -184,6 +185,7 @@ async fn supervise(
         tracker.set(InstanceState::Claimed, Some(port), String::new());
         let outcome = match process::spawn(&launch) {
             Ok(mut spawned) => {
+                orphans::record(&spec.run_dir, spawned.group());
                 let outcome =
                     watch(&spec, &mut spawned.child, port, &tracker, &restart, &stop).await;
                 if matches!(outcome, Outcome::Restart) {
@@ -191,6 +193,7 @@ async fn supervise(
                     tracker.set(InstanceState::Claimed, None, String::new());
                 }
                 spawned.terminate(process::STOP_GRACE).await;
+                orphans::forget(&spec.run_dir);
                 outcome
             }
             Err(e) => Outcome::Crashed {
