@@ -74,6 +74,20 @@ impl Importer {
         })
     }
 
+    /// The same importer fetching droplets from CC with `access`'s TLS
+    /// settings (CA, client certificate; never its token).
+    pub fn with_access(
+        mut self,
+        access: &cube_runtime::access::ClientAccess,
+    ) -> Result<Self, Error> {
+        self.http = access
+            .tls_builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
+        Ok(self)
+    }
+
     /// The limits droplets are held to.
     pub fn limits(&self) -> &Limits {
         &self.limits

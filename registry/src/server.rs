@@ -28,27 +28,34 @@ pub async fn open_store(config: &Config) -> Result<Arc<Store>, Error> {
 
 /// Builds the registry's shared state from `config`.
 pub async fn state(config: &Config, metrics: &prometheus::Registry) -> Result<Shared, Error> {
-    state_with(config, metrics, &cube_runtime::access::Access::open()).await
+    state_with(
+        config,
+        metrics,
+        &cube_runtime::Service::new(Default::default()),
+    )
+    .await
 }
 
-/// [`state`], also accepting Cube's shared credentials from `access`.
+/// [`state`], also accepting Cube's shared credentials from `service.access`
+/// and reaching CC with `service.client`'s TLS settings.
 pub async fn state_with(
     config: &Config,
     metrics: &prometheus::Registry,
-    access: &cube_runtime::access::Access,
+    service: &cube_runtime::Service,
 ) -> Result<Shared, Error> {
     let store = open_store(config).await?;
     let auth = match &config.auth_file {
         Some(path) => Auth::from_file(path, config.anonymous_pull)?,
         None => Auth::disabled(),
     }
-    .with_shared(access.policy().clone());
+    .with_shared(service.access.policy().clone());
     let importer = Importer::new(
         store.clone(),
         RootfsProvider::new(config.rootfs.clone()),
         config.droplet_limits,
         config.cc_url.as_deref(),
-    )?;
+    )?
+    .with_access(&service.client)?;
     Ok(Arc::new(AppState {
         store,
         auth,
@@ -64,7 +71,7 @@ pub async fn run(
     listener: tokio::net::TcpListener,
     service: cube_runtime::Service,
 ) -> Result<(), Error> {
-    let state = state_with(&config, &service.metrics, &service.access).await?;
+    let state = state_with(&config, &service.metrics, &service).await?;
     service
         .readiness
         .add(Arc::new(StoreWritable(state.store.clone())));
