@@ -175,7 +175,6 @@ fn droplet(filler: usize) -> Vec<u8> {
         })
         .collect();
     append("app/noise.bin", 0o644, &noise);
-    drop(append);
     tar.into_inner().unwrap().finish().unwrap()
 }
 
@@ -556,7 +555,9 @@ async fn a_sink_killed_mid_cycle_converges_after_a_restart_and_stops_nothing_des
     stray["guid"] = json!("stray");
     stray["version"] = json!("v1");
     stray["process_guid"] = json!("stray-v1");
-    let put = opi::http::http_client_builder().build().unwrap()
+    let put = opi::http::http_client_builder()
+        .build()
+        .unwrap()
         .put(format!("{opi}/apps/stray-v1"))
         .json(&stray)
         .send()
@@ -599,7 +600,7 @@ async fn a_sink_killed_mid_cycle_converges_after_a_restart_and_stops_nothing_des
     sink.kill();
     let at_kill = desires(&calls);
     assert!(
-        at_kill >= APPS / 10 && at_kill < APPS,
+        (APPS / 10..APPS).contains(&at_kill),
         "the Sink was killed mid-cycle ({at_kill} of {APPS} desired)"
     );
 
