@@ -18,7 +18,9 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+
+use super::response::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Multipart, Path, State};
+use axum::extract::{Multipart, State};
+
+use super::response::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
@@ -22,8 +24,9 @@ pub const DROPLET_FIELD: &str = "upload[droplet]";
 pub async fn upload_droplet(
     State(sim): State<Arc<Sim>>,
     Path(build_guid): Path<String>,
-    mut multipart: Multipart,
+    multipart: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Job>> {
+    let mut multipart = multipart.map_err(|e| Error::message_parse(e.body_text()))?;
     // Refuse early, before storing anything, when the build cannot take it.
     match sim.store.snapshot().builds.get(&build_guid) {
         None => return Err(Error::not_found(format!("build {build_guid} not found"))),

@@ -6,11 +6,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
+
+use super::response::Path;
 use serde::Serialize;
 
 use super::Sim;
-use super::response::parse_json;
+use super::response::{parse_json, parse_value};
 use super::state::{BuildState, Event};
 use crate::model::{AppCrashed, StagingCompletion, TaskCompleted};
 use crate::{Error, Result};
@@ -23,8 +25,7 @@ pub async fn build_completed(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
     let raw: serde_json::Value = parse_json(&body)?;
-    let completion: StagingCompletion = serde_json::from_value(raw.clone())
-        .map_err(|e| Error::message_parse(format!("staging completion: {e}")))?;
+    let completion: StagingCompletion = parse_value(raw.clone(), "staging completion")?;
     let start = query.get("start").map(String::as_str) == Some("true");
     let path = format!("/internal/v3/staging/{guid}/build_completed");
     let now = super::now_micros();
@@ -57,8 +58,7 @@ pub async fn app_crashed(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
     let raw: serde_json::Value = parse_json(&body)?;
-    let _crash: AppCrashed = serde_json::from_value(raw.clone())
-        .map_err(|e| Error::message_parse(format!("crash report: {e}")))?;
+    let _crash: AppCrashed = parse_value(raw.clone(), "crash report")?;
     let path = format!("/internal/v4/apps/{process_guid}/crashed");
     let now = super::now_micros();
     sim.store
@@ -82,8 +82,7 @@ pub async fn task_completed(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>> {
     let raw: serde_json::Value = parse_json(&body)?;
-    let completed: TaskCompleted = serde_json::from_value(raw.clone())
-        .map_err(|e| Error::message_parse(format!("task completion: {e}")))?;
+    let completed: TaskCompleted = parse_value(raw.clone(), "task completion")?;
     if completed.task_guid != task_guid {
         return Err(Error::api_invalid_request(format!(
             "task_guid `{}` in the body does not match `{task_guid}` in the path",

@@ -143,7 +143,16 @@ mod tests {
         // second, which fails every 2nd of those it sees.
         assert_eq!(
             failed,
-            [None, Some(409), None, Some(500), Some(409), None, Some(409), Some(500)]
+            [
+                None,
+                Some(409),
+                None,
+                Some(500),
+                Some(409),
+                None,
+                Some(409),
+                Some(500)
+            ]
         );
         faults.clear();
         assert_eq!(faults.take(&Method::PATCH, set), None);
