@@ -6,12 +6,10 @@
 //! when the record is made. While (re)listing a page of pods is decoded at
 //! once, so the skipped parts are most of a relist's transient memory.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::{NamespaceResourceScope, Resource as _};
 use serde::{Deserialize, Deserializer};
 
 /// A pod with only what [`super::record`] reads.
@@ -115,31 +113,43 @@ impl From<Pod> for PodView {
     }
 }
 
-impl kube::Resource for PodView {
-    type DynamicType = ();
-    type Scope = NamespaceResourceScope;
+/// Implements `kube::Resource` for `$view`, a partial decoding of the
+/// namespaced k8s-openapi type `$of` with a `metadata: ObjectMeta` field, so
+/// that kube can list and watch it at `$of`'s URLs.
+macro_rules! resource_as {
+    ($view:ty, $of:ty) => {
+        impl kube::Resource for $view {
+            type DynamicType = ();
+            type Scope = k8s_openapi::NamespaceResourceScope;
 
-    fn kind(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::KIND)
-    }
+            fn kind(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed(<$of as k8s_openapi::Resource>::KIND)
+            }
 
-    fn group(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::GROUP)
-    }
+            fn group(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed(<$of as k8s_openapi::Resource>::GROUP)
+            }
 
-    fn version(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::VERSION)
-    }
+            fn version(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed(<$of as k8s_openapi::Resource>::VERSION)
+            }
 
-    fn plural(_: &()) -> Cow<'_, str> {
-        Cow::Borrowed(Pod::URL_PATH_SEGMENT)
-    }
+            fn plural(_: &()) -> std::borrow::Cow<'_, str> {
+                std::borrow::Cow::Borrowed(<$of as k8s_openapi::Resource>::URL_PATH_SEGMENT)
+            }
 
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
+            fn meta(&self) -> &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &self.metadata
+            }
 
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
+            fn meta_mut(
+                &mut self,
+            ) -> &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
 }
+pub(crate) use resource_as;
+
+resource_as!(PodView, Pod);
