@@ -396,3 +396,70 @@ async fn a_staging_past_its_timeout_is_reported_once_and_stopped() {
     );
     cube.stop().await;
 }
+
+/// The process group leaders among this process's children whose working
+/// directory is under `dir` (a staging task's processes).
+fn task_leaders(dir: &Path) -> Vec<i32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .unwrap_or("");
+            ppid == me
+                && std::fs::read_link(format!("/proc/{pid}/cwd"))
+                    .is_ok_and(|cwd| cwd.starts_with(dir))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_staging_task_is_a_staging_error() {
+    let cube = start().await;
+    let guid = push(
+        &cube,
+        "killed-app",
+        &repo().join("examples/procfile-hello"),
+        &["slow"],
+    )
+    .await;
+    let scratch = cube._dir.path().join("local/tasks").join(&guid);
+    let marker = scratch.join("slow-started");
+    for _ in 0..600 {
+        if marker.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(marker.exists(), "the slow buildpack never started");
+    // SIGKILL the task's process, as the OOM killer would: nothing of the
+    // task gets to report, so the report must come from the scheduler's side.
+    let leaders = task_leaders(&scratch);
+    assert!(
+        !leaders.is_empty(),
+        "no task process under {}",
+        scratch.display()
+    );
+    for pid in &leaders {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    let build = finished_build(&cube, "killed-app").await;
+    assert_eq!(build.state, BuildState::Failed);
+    let error = build.error.unwrap();
+    assert_eq!(error.id, "StagingError", "{}", error.message);
+    assert!(!error.message.trim().is_empty());
+    let app = cube.cc.get("killed-app").await.unwrap();
+    assert!(app.droplet.is_none(), "no droplet from a killed staging");
+    let task = cube.opi.get_task(&guid).await.unwrap();
+    assert_eq!(task.state, "COMPLETED");
+    assert!(task.failed);
+    cube.stop().await;
+}
