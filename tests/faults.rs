@@ -66,18 +66,26 @@ fn args(list: &[&str]) -> Vec<String> {
 
 /// The HTTP status of `GET url`, 0 when nothing answers.
 fn status(url: &str) -> u16 {
+    curl_status(&["--max-time", "5", url], None)
+}
+
+/// The HTTP status curl reports for `args` (with `stdin` as the body), 0 when
+/// nothing answers.
+fn curl_status(args: &[&str], stdin: Option<&[u8]>) -> u16 {
     let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "5",
-            url,
-        ])
-        .output()
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(stdin.unwrap_or_default())?;
+            child.wait_with_output()
+        })
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .trim()
@@ -94,41 +102,19 @@ fn get_json(url: &str) -> Value {
 }
 
 fn send_json(method: &str, url: &str, body: &Value) -> u16 {
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "--max-time",
-            "30",
-            "-X",
-            method,
-        ])
-        .args([
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-            url,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(body.to_string().as_bytes())?;
-            child.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    let args = [
+        "--max-time",
+        "30",
+        "-X",
+        method,
+        "-H",
+        "Content-Type: application/json",
+    ];
+    let args: Vec<&str> = args
+        .into_iter()
+        .chain(["--data-binary", "@-", url])
+        .collect();
+    curl_status(&args, Some(body.to_string().as_bytes()))
 }
 
 fn registry(data: &Path, port: u16, log: &Path) -> Proc {

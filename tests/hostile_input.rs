@@ -173,6 +173,22 @@ fn names_a_field(
     Ok(())
 }
 
+/// A hostile body's answer: [`client_answer`], and [`names_a_field`] when the
+/// body was a fixture with one field changed.
+fn body_refused(
+    answer: &Answer,
+    dialect: Dialect,
+    body: &Hostile,
+    fields: &BTreeSet<String>,
+) -> Result<(), TestCaseError> {
+    if let Some(message) = client_answer(answer, dialect, false)?
+        && let Hostile::Mutated(_) = body
+    {
+        names_a_field(answer, &message, fields)?;
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------- strategies
 
 fn key() -> BoxedStrategy<String> {
@@ -473,11 +489,7 @@ fn opi_bodies_are_refused_naming_the_problem() {
         let (method, uri, _) = routes[i].clone();
         Box::pin(async move {
             let answer = call(&router, method, &uri.parse().unwrap(), &[], body.bytes()).await;
-            if let Some(message) = client_answer(&answer, Dialect::Opi, false)?
-                && let Hostile::Mutated(_) = body
-            {
-                names_a_field(&answer, &message, &fields)?;
-            }
+            body_refused(&answer, Dialect::Opi, &body, &fields)?;
             Ok(())
         })
     });
@@ -625,11 +637,7 @@ fn stager_bodies_and_paths_are_refused_naming_the_problem() {
                     body.bytes(),
                 )
                 .await;
-                if let Some(message) = client_answer(&answer, Dialect::Opi, false)?
-                    && let Hostile::Mutated(_) = body
-                {
-                    names_a_field(&answer, &message, &fields)?;
-                }
+                body_refused(&answer, Dialect::Opi, &body, &fields)?;
                 Ok(())
             })
         },
@@ -874,11 +882,7 @@ fn cc_sim_bodies_and_paths_are_refused_naming_the_problem() {
                 body.bytes(),
             )
             .await;
-            if let Some(message) = client_answer(&answer, Dialect::Cc, false)?
-                && let Hostile::Mutated(_) = body
-            {
-                names_a_field(&answer, &message, &fields)?;
-            }
+            body_refused(&answer, Dialect::Cc, &body, &fields)?;
             Ok(())
         })
     });
