@@ -16,6 +16,7 @@ const SCENARIOS: &[&str] = &[
     "droplet-import",
     "registry-pull",
     "watch-memory",
+    "access",
 ];
 
 /// Cube's benchmarks.
@@ -24,7 +25,7 @@ const SCENARIOS: &[&str] = &[
 struct Cli {
     /// A scenario, or `all`.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-        ["all", "opi-desire", "sink-converge", "droplet-import", "registry-pull", "watch-memory"]
+        ["all", "opi-desire", "sink-converge", "droplet-import", "registry-pull", "watch-memory", "access"]
     ))]
     scenario: String,
 }
@@ -36,6 +37,7 @@ async fn run(scenario: &str) -> anyhow::Result<()> {
         "droplet-import" => scenarios::droplet_import::run().await,
         "registry-pull" => scenarios::registry_pull::run().await,
         "watch-memory" => scenarios::watch_memory::run().await,
+        "access" => scenarios::access::run().await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }

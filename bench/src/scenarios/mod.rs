@@ -1,5 +1,6 @@
 //! One module per scenario.
 
+pub mod access;
 pub mod droplet_import;
 pub mod fake_cluster;
 pub mod opi_desire;
