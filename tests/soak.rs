@@ -5,8 +5,8 @@
 //! Sink's next cycle), and the cluster must equal the clients' model of
 //! desired state — and the process's memory must be back near its baseline.
 //!
-//! `CUBE_SOAK_SECS` (default 60, at most 300) sets the loaded duration,
-//! `CUBE_SOAK_CLIENTS` (default 64) the concurrency. Figures are printed
+//! `CUBE_SOAK_SECS` (default 30, at most 300) sets the loaded duration,
+//! `CUBE_SOAK_CLIENTS` (default 32) the concurrency. Figures are printed
 //! (`cargo test --test soak -- --nocapture`) and recorded in RELIABILITY.md.
 
 #![allow(clippy::unwrap_used)]
@@ -36,6 +36,10 @@ const RETRY_GRACE: Duration = Duration::from_secs(30);
 const REPAIR_TIME: Duration = Duration::from_secs(90);
 /// How long the cluster may take to settle after the final cycle.
 const SETTLE_TIME: Duration = Duration::from_secs(120);
+/// How long one call may take under load.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the final cycle's list of every LRP (and each of its writes) may take.
+const LIST_TIMEOUT: Duration = Duration::from_secs(120);
 /// Changes the fake apiserver keeps for watches.
 const LOG_CAPACITY: usize = 256;
 /// How much the resident set may grow from the warmed-up baseline.
@@ -99,6 +103,8 @@ struct Opi {
     /// Failed calls are not retried past this (the run stays bounded even
     /// on a starved 2-core runner).
     retry_until: std::sync::Mutex<Instant>,
+    /// How long one request may take (longer in the final cycle).
+    request_timeout: std::sync::Mutex<Duration>,
 }
 
 fn space(guid: &str) -> (String, String) {
@@ -189,9 +195,11 @@ impl Opi {
                 delay = (delay * 2).min(Duration::from_millis(500));
             }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            let timeout = *self.request_timeout.lock().unwrap();
             let mut request = self
                 .http
-                .request(method.clone(), format!("{}{path}", self.url));
+                .request(method.clone(), format!("{}{path}", self.url))
+                .timeout(timeout);
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -209,7 +217,7 @@ impl Opi {
                     );
                     return Ok(status);
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => last = format!("{e}: {:?}", std::error::Error::source(&e)),
             }
         }
         self.stats.given_up.fetch_add(1, Ordering::Relaxed);
@@ -367,15 +375,27 @@ async fn client(opi: Arc<Opi>, mut me: Client, until: Instant) -> Client {
 /// The Sink's next cycle: list, then desire what differs and stop what should
 /// not run. Returns the writes it needed.
 async fn reconcile(opi: &Opi, model: &BTreeMap<String, Option<Desired>>) -> usize {
-    let list: Value = opi
-        .http
-        .get(format!("{}/apps", opi.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Listing every LRP reads every StatefulSet back: on a starved runner it
+    // outlasts the load's 20 s timeout, so it gets its own (bounded) patience.
+    let mut list = Value::Null;
+    for _ in 0..3 {
+        let answer = opi
+            .http
+            .get(format!("{}/apps", opi.url))
+            .timeout(LIST_TIMEOUT)
+            .send()
+            .await;
+        if let Ok(response) = answer
+            && response.status().is_success()
+        {
+            list = response.json().await.unwrap();
+            break;
+        }
+    }
+    assert!(
+        !list.is_null(),
+        "OPI could not list its LRPs after the load"
+    );
     let mut writes = 0;
     let mut listed: BTreeMap<String, Value> = BTreeMap::new();
     for info in list["desired_lrp_scheduling_infos"].as_array().unwrap() {
@@ -524,8 +544,8 @@ async fn load(opi: &Arc<Opi>, clients: Vec<Client>, duration: Duration) -> Vec<C
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn opi_on_kubernetes_holds_mixed_load_with_faults_and_ends_as_desired() {
-    let secs = env_or("CUBE_SOAK_SECS", 60, 300);
-    let clients = env_or("CUBE_SOAK_CLIENTS", 64, 512) as usize;
+    let secs = env_or("CUBE_SOAK_SECS", 30, 300);
+    let clients = env_or("CUBE_SOAK_CLIENTS", 32, 512) as usize;
     // A short change log (the fake's own memory, not Cube's): watches that
     // fall behind get 410 Gone and relist, which the load exercises too.
     let server = FakeApiServer::builder()
@@ -551,6 +571,7 @@ async fn opi_on_kubernetes_holds_mixed_load_with_faults_and_ends_as_desired() {
             .unwrap(),
         stats: Stats::default(),
         retry_until: std::sync::Mutex::new(Instant::now()),
+        request_timeout: std::sync::Mutex::new(REQUEST_TIMEOUT),
     });
     // The fake's request log is test bookkeeping, not Cube: keep it empty.
     let log = server.clone();
@@ -588,6 +609,7 @@ async fn opi_on_kubernetes_holds_mixed_load_with_faults_and_ends_as_desired() {
     // Faults off; the Sink's next cycle; the cluster settles.
     server.clear_faults();
     *opi.retry_until.lock().unwrap() = Instant::now() + REPAIR_TIME;
+    *opi.request_timeout.lock().unwrap() = LIST_TIMEOUT;
     let repairs = reconcile(&opi, &model).await;
     let deadline = Instant::now() + SETTLE_TIME;
     let mut problems = differences(&server, &model);
