@@ -74,7 +74,9 @@ impl K8sOpi {
 }
 
 impl K8sOpi {
-    /// Starts OPI and waits until its watches are synced.
+    /// Starts OPI and waits until its watches are synced (patiently: the
+    /// fake apiserver copies its whole store for each LIST page, and OPI
+    /// lists 10,000 pods 100 a page).
     pub async fn start(cube: &Path, cluster: &FakeCluster, extra: &[&str]) -> anyhow::Result<Self> {
         let (api, admin) = (free_port()?, free_port()?);
         let mut args = vec![
@@ -91,7 +93,7 @@ impl K8sOpi {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut proc = Proc::spawn("cube opi --backend k8s", cube, &args)?;
         let admin = format!("http://127.0.0.1:{admin}");
-        proc.wait_ready(&format!("{admin}/readyz"), Duration::from_secs(60))
+        proc.wait_ready(&format!("{admin}/readyz"), Duration::from_secs(180))
             .await?;
         Ok(Self {
             proc,

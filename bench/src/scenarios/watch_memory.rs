@@ -152,8 +152,18 @@ pub async fn run() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut peak = steady;
     let mut attempt = 0;
-    while started.elapsed() < Duration::from_secs(8) {
-        if count_lists() == lists_before && attempt < 20 {
+    // Until the relist has ended: a LIST happened and no page followed for
+    // 2 s (the fake apiserver copies the whole store for each page, so a
+    // page can take a while).
+    let mut last_change = (lists_before, Instant::now());
+    while started.elapsed() < Duration::from_secs(120) {
+        let lists = count_lists();
+        if lists != last_change.0 {
+            last_change = (lists, Instant::now());
+        } else if lists > lists_before && last_change.1.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        if lists == lists_before && attempt < 20 {
             attempt += 1;
             full.server.close_watches();
             let bump: k8s_openapi::api::core::v1::Secret =
