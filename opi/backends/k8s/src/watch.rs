@@ -38,7 +38,7 @@ pub const COMPLETION_MANAGER: &str = "cube-task-completion";
 /// Pods per page while (re)listing. Each page's body is read and decoded
 /// whole before its pods become records, and the allocator keeps what that
 /// took: with kube's default of 500 the cache of 10,000 pods cost 2.7 MB per
-/// 1,000 in the `watch-memory` benchmark, with 100 1.4 MB. 100 LISTs for
+/// 1,000 in the `watch-memory` benchmark, with 100 1.1–1.2 MB. 100 LISTs for
 /// 10,000 pods, once per relist, cost the apiserver little.
 const LIST_PAGE: u32 = 100;
 
