@@ -132,7 +132,12 @@ fn cube_up_with_tls_and_a_token_runs_an_app_and_logs_no_secret() {
     let mut push: Vec<String> = ["push", "examples/python-hello", "--name", "hello"]
         .map(str::to_owned)
         .to_vec();
-    push.extend(["--cc-url".into(), cc.clone(), "--opi-url".into(), opi.clone()]);
+    push.extend([
+        "--cc-url".into(),
+        cc.clone(),
+        "--opi-url".into(),
+        opi.clone(),
+    ]);
     push.extend([
         "--router-url".into(),
         format!("http://localhost:{}", ports[0]),
