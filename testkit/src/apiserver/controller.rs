@@ -9,6 +9,7 @@
 //! create), so a StatefulSet whose pods a real cluster could not create
 //! (e.g. a name too long for the revision label) gets no pods here either.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use serde_json::{Value, json};
@@ -17,7 +18,7 @@ use sha2::{Digest, Sha256};
 use super::Shared;
 use super::resources::{self, Kind};
 use super::selector::{FieldSelector, LabelSelector};
-use super::store::{Store, WriteOptions, now};
+use super::store::{Key, Store, WriteOptions, now};
 
 /// Knobs of the simulated cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,13 +101,6 @@ fn revision(name: &str, template: &Value) -> String {
     format!("{name}-{hash}")
 }
 
-fn owned_by(pod: &Value, uid: &str) -> bool {
-    pod.get("metadata")
-        .and_then(|m| m.get("ownerReferences"))
-        .and_then(Value::as_array)
-        .is_some_and(|refs| refs.iter().any(|r| s(r, &["uid"]) == uid))
-}
-
 fn condition_true(pod: &Value, kind: &str) -> bool {
     pod.get("status")
         .and_then(|s| s.get("conditions"))
@@ -126,6 +120,38 @@ pub fn reconcile(store: &mut Store, settings: Settings) -> bool {
     store.resource_version() != before
 }
 
+/// What the StatefulSet controller reads of a pod.
+struct OwnedPod {
+    name: String,
+    revision: String,
+    ready: bool,
+}
+
+/// Every pod by the uid of its owners, read by reference once per pass (a
+/// pass used to copy each namespace's pods twice per StatefulSet, holding the
+/// store's lock: quadratic, and the fake's bottleneck under load).
+fn pods_by_owner(store: &Store) -> HashMap<String, Vec<OwnedPod>> {
+    let mut owned: HashMap<String, Vec<OwnedPod>> = HashMap::new();
+    for (key, pod) in store.objects(kind("pods"), None) {
+        let refs = pod
+            .get("metadata")
+            .and_then(|m| m.get("ownerReferences"))
+            .and_then(Value::as_array);
+        for owner in refs.into_iter().flatten() {
+            owned
+                .entry(s(owner, &["uid"]).to_owned())
+                .or_default()
+                .push(OwnedPod {
+                    name: key.name.clone(),
+                    revision: s(pod, &["metadata", "labels", "controller-revision-hash"])
+                        .to_owned(),
+                    ready: condition_true(pod, "Ready"),
+                });
+        }
+    }
+    owned
+}
+
 fn statefulsets(store: &mut Store) {
     let (all, _) = store.list(
         kind("statefulsets"),
@@ -133,6 +159,7 @@ fn statefulsets(store: &mut Store) {
         &LabelSelector::default(),
         &FieldSelector::default(),
     );
+    let mut pods = pods_by_owner(store);
     for (key, sts) in all {
         let uid = s(&sts, &["metadata", "uid"]).to_owned();
         let replicas = sts
@@ -146,52 +173,40 @@ fn statefulsets(store: &mut Store) {
             .cloned()
             .unwrap_or(Value::Null);
         let revision = revision(&key.name, &template);
-        let (pods, _) = store.list(
-            kind("pods"),
-            Some(&key.namespace),
-            &LabelSelector::default(),
-            &FieldSelector::default(),
-        );
-        let owned: Vec<(String, Value)> = pods
-            .into_iter()
-            .filter(|(_, pod)| owned_by(pod, &uid))
-            .map(|(k, pod)| (k.name, pod))
-            .collect();
-        for (name, pod) in &owned {
-            let ordinal = crate::apiserver::ordinal(name, &key.name);
-            let stale = s(pod, &["metadata", "labels", "controller-revision-hash"]) != revision;
-            if ordinal.is_none_or(|o| o >= replicas) || stale {
-                let _ = store.delete(kind("pods"), &key.namespace, name, None, false);
+        // Pods past the replicas or of another revision go; the rest stay.
+        let mut kept: Vec<OwnedPod> = Vec::new();
+        for pod in pods.remove(&uid).unwrap_or_default() {
+            let ordinal = crate::apiserver::ordinal(&pod.name, &key.name);
+            let stale = pod.revision != revision;
+            if (ordinal.is_none_or(|o| o >= replicas) || stale)
+                && store
+                    .delete(kind("pods"), &key.namespace, &pod.name, None, false)
+                    .is_ok()
+            {
+                continue;
             }
+            kept.push(pod);
         }
         for ordinal in 0..replicas {
             let name = format!("{}-{ordinal}", key.name);
-            if store.get(kind("pods"), &key.namespace, &name).is_ok() {
+            if store.contains(kind("pods"), &key.namespace, &name) {
                 continue;
             }
             let pod = pod_from_template(&sts, &template, &name, ordinal, &revision);
-            if let Err(e) =
-                store.create(kind("pods"), &key.namespace, pod, &WriteOptions::default())
-            {
-                tracing::warn!(statefulset = %key.name, error = %e.message, "create Pod failed");
+            match store.create(kind("pods"), &key.namespace, pod, &WriteOptions::default()) {
+                Ok(_) => kept.push(OwnedPod {
+                    name,
+                    revision: revision.clone(),
+                    ready: false,
+                }),
+                Err(e) => {
+                    tracing::warn!(statefulset = %key.name, error = %e.message, "create Pod failed")
+                }
             }
         }
-        let (pods, _) = store.list(
-            kind("pods"),
-            Some(&key.namespace),
-            &LabelSelector::default(),
-            &FieldSelector::default(),
-        );
-        let owned: Vec<Value> = pods
-            .into_iter()
-            .map(|(_, pod)| pod)
-            .filter(|pod| owned_by(pod, &uid))
-            .collect();
-        let ready = owned.iter().filter(|p| condition_true(p, "Ready")).count();
-        let current = owned
-            .iter()
-            .filter(|p| s(p, &["metadata", "labels", "controller-revision-hash"]) == revision)
-            .count();
+        let ready = kept.iter().filter(|p| p.ready).count();
+        let current = kept.iter().filter(|p| p.revision == revision).count();
+        let owned = kept;
         let status = json!({
             "observedGeneration": sts.get("metadata").and_then(|m| m.get("generation")).cloned().unwrap_or(json!(1)),
             "replicas": owned.len(),
@@ -258,12 +273,22 @@ fn pod_from_template(
 }
 
 fn kubelet(store: &mut Store, settings: Settings) {
-    let (pods, _) = store.list(
-        kind("pods"),
-        None,
-        &LabelSelector::default(),
-        &FieldSelector::default(),
-    );
+    // Only pods the kubelet has yet to start (or to schedule) are copied.
+    let pods: Vec<(Key, Value)> = store
+        .objects(kind("pods"), None)
+        .filter(|(_, pod)| {
+            let conditions = pod
+                .get("status")
+                .and_then(|s| s.get("conditions"))
+                .and_then(Value::as_array);
+            conditions.is_none_or(|c| {
+                c.is_empty()
+                    || c.iter()
+                        .any(|c| s(c, &["type"]) == "PodScheduled" && s(c, &["status"]) == "False")
+            })
+        })
+        .map(|(key, pod)| (key.clone(), pod.clone()))
+        .collect();
     for (key, pod) in pods {
         let conditions = pod
             .get("status")

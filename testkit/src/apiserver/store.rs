@@ -156,7 +156,12 @@ impl Store {
     /// An empty store keeping the last `log_capacity` changes for watches,
     /// with the `default` namespace.
     pub fn new(log_capacity: usize) -> Self {
-        let (changes, _) = broadcast::channel(4096);
+        // Live watchers more than this many changes behind get 410 Gone, as
+        // a real apiserver drops watchers that cannot keep up. Each queued
+        // change holds whole objects, so the queue follows the change log's
+        // size (the soak's memory figure would otherwise include the fake's
+        // queue filling up).
+        let (changes, _) = broadcast::channel(log_capacity.clamp(64, 4096));
         let mut store = Self {
             rv: 0,
             uids: 0,
@@ -226,6 +231,29 @@ impl Store {
             .ok_or_else(|| ApiError::not_found(&kind.qualified(), name))
     }
 
+    /// Whether the object exists (without copying it).
+    pub fn contains(&self, kind: &Kind, namespace: &str, name: &str) -> bool {
+        self.objects.contains_key(&Self::key(kind, namespace, name))
+    }
+
+    /// Objects of `kind` (in `namespace`, or all) by reference, in key order:
+    /// what the controllers read on every pass without copying the store.
+    pub fn objects<'a>(
+        &'a self,
+        kind: &Kind,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        let plural = kind.plural;
+        let start = Key {
+            plural,
+            namespace: namespace.unwrap_or_default().to_owned(),
+            name: String::new(),
+        };
+        self.objects.range(start..).take_while(move |(key, _)| {
+            key.plural == plural && namespace.is_none_or(|ns| key.namespace == ns)
+        })
+    }
+
     /// Objects of `kind` (in `namespace`, or all) matching the selectors, in
     /// key order, and the resource version they are current at.
     pub fn list(
@@ -236,10 +264,7 @@ impl Store {
         fields: &FieldSelector,
     ) -> (Vec<(Key, Value)>, u64) {
         let items = self
-            .objects
-            .iter()
-            .filter(|(key, _)| key.plural == kind.plural)
-            .filter(|(key, _)| namespace.is_none_or(|ns| key.namespace == ns))
+            .objects(kind, namespace)
             .filter(|(key, object)| selected(object, key, labels, fields))
             .map(|(key, object)| (key.clone(), object.clone()))
             .collect();
