@@ -900,6 +900,7 @@ fn cc_sim_bodies_and_paths_are_refused_naming_the_problem() {
     ];
     let strategy = (0..templates.len(), prop::collection::vec(segment(), 2));
     let paths_router = router.clone();
+    let basic_413 = basic.clone();
     property(&rt, strategy, move |(i, segments)| {
         let router = paths_router.clone();
         let (method, template) = templates[i].clone();
@@ -913,6 +914,32 @@ fn cc_sim_bodies_and_paths_are_refused_naming_the_problem() {
             client_answer(&answer, Dialect::Cc, false)?;
             Ok(())
         })
+    });
+    rt.block_on(async {
+        // JSON routes stop at their own limit, not the droplet uploads' 2 GiB.
+        let body = vec![b' '; cc::sim::MAX_JSON_BYTES + 1];
+        for (method, uri) in [
+            (Method::PUT, "/sim/apps/fuzz"),
+            (Method::PUT, "/sim/apps/fuzz/scale"),
+            (Method::POST, "/internal/bulk/apps"),
+            (Method::POST, "/internal/v4/tasks/t-1/completed"),
+            (Method::POST, "/internal/v3/staging/b-1/build_completed"),
+        ] {
+            let headers = [
+                (header::AUTHORIZATION.as_str(), basic_413.as_str()),
+                (header::CONTENT_TYPE.as_str(), "application/json"),
+            ];
+            let answer = call(
+                &router,
+                method,
+                &uri.parse().unwrap(),
+                &headers,
+                body.clone(),
+            )
+            .await;
+            assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+            client_answer(&answer, Dialect::Cc, false).unwrap();
+        }
     });
     let beside: Vec<_> = std::fs::read_dir(root.path())
         .unwrap()

@@ -136,6 +136,17 @@ impl Error {
         Self::api(400, 10004, "InvalidRequest", description)
     }
 
+    /// 413 `CF-PayloadTooLarge` (the simulator's name): the body is over
+    /// the route's limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::api(
+            413,
+            10013,
+            "PayloadTooLarge",
+            format!("the request body is over this route's limit of {limit} bytes"),
+        )
+    }
+
     /// 401 `CF-NotAuthenticated`.
     pub fn not_authenticated() -> Self {
         Self::api(

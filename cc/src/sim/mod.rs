@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use url::Url;
 
@@ -49,6 +50,9 @@ use store::Store;
 
 /// The largest upload (app bits, droplet) the simulator takes.
 pub const MAX_UPLOAD_BYTES: usize = 2 * 1024 * 1024 * 1024;
+/// Largest JSON body accepted (bulk requests of 10,000 guids are ~0.5 MiB);
+/// larger ones get 413 instead of being read up to [`MAX_UPLOAD_BYTES`].
+pub const MAX_JSON_BYTES: usize = 16 * 1024 * 1024;
 
 /// The image `--fake-apps` apps run by default.
 pub const DEFAULT_FAKE_APP_IMAGE: &str = "docker.io/library/busybox:1.36";
@@ -192,19 +196,21 @@ impl Sim {
         let internal = Router::new()
             .route(
                 "/internal/bulk/apps",
-                get(bulk::get_apps).post(bulk::post_apps),
+                get(bulk::get_apps)
+                    .post(bulk::post_apps)
+                    .layer(json_limit()),
             )
             .route(
                 "/internal/v3/staging/{guid}/build_completed",
-                post(callbacks::build_completed),
+                post(callbacks::build_completed).layer(json_limit()),
             )
             .route(
                 "/internal/v4/apps/{process_guid}/crashed",
-                post(callbacks::app_crashed),
+                post(callbacks::app_crashed).layer(json_limit()),
             )
             .route(
                 "/internal/v4/tasks/{task_guid}/completed",
-                post(callbacks::task_completed),
+                post(callbacks::task_completed).layer(json_limit()),
             )
             .route(
                 "/staging/v3/droplets/{guid}/upload",
@@ -230,14 +236,23 @@ impl Sim {
             .route("/sim/apps", get(api::list))
             .route(
                 "/sim/apps/{name}",
-                get(api::get).put(api::put).delete(api::delete),
+                get(api::get)
+                    .put(api::put)
+                    .delete(api::delete)
+                    .layer(json_limit()),
             )
             .route("/sim/apps/{name}/bits", put(api::put_bits))
-            .route("/sim/apps/{name}/stage", post(api::stage))
+            .route(
+                "/sim/apps/{name}/stage",
+                post(api::stage).layer(json_limit()),
+            )
             .route("/sim/apps/{name}/staging_logs", get(api::staging_logs))
             .route("/sim/apps/{name}/start", post(api::start))
             .route("/sim/apps/{name}/stop", post(api::stop))
-            .route("/sim/apps/{name}/scale", put(api::scale));
+            .route(
+                "/sim/apps/{name}/scale",
+                put(api::scale).layer(json_limit()),
+            );
         let open = access.guard_except(open, &["/internal/v2/droplets"]);
         let sim = self.clone();
         internal
@@ -247,11 +262,23 @@ impl Sim {
             })
             .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
             .layer(axum::middleware::from_fn(
-                move |req, next: axum::middleware::Next| {
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
                     let sim = sim.clone();
                     async move {
+                        let upload = req.uri().path().ends_with("/upload")
+                            || req.uri().path().ends_with("/bits");
                         let response = next.run(req).await;
                         sim.metrics.refresh(&sim.store.snapshot());
+                        // axum's body-limit rejection is plain text: answer
+                        // in CC's error format like every other refusal.
+                        if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                            let limit = if upload {
+                                MAX_UPLOAD_BYTES
+                            } else {
+                                MAX_JSON_BYTES
+                            };
+                            return Error::too_large(limit).into_response();
+                        }
                         response
                     }
                 },
@@ -354,4 +381,9 @@ mod tests {
         );
         assert_eq!(super::iso8601(951_782_400_000_000), "2000-02-29T00:00:00Z");
     }
+}
+
+/// The body limit of JSON routes (innermost wins over the upload limit).
+fn json_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(MAX_JSON_BYTES)
 }
