@@ -370,6 +370,11 @@ pub fn iso8601(micros: i64) -> String {
     format!("{year:04}-{month:02}-{d:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
+/// The body limit of JSON routes (innermost wins over the upload limit).
+fn json_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(MAX_JSON_BYTES)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -381,9 +386,4 @@ mod tests {
         );
         assert_eq!(super::iso8601(951_782_400_000_000), "2000-02-29T00:00:00Z");
     }
-}
-
-/// The body limit of JSON routes (innermost wins over the upload limit).
-fn json_limit() -> DefaultBodyLimit {
-    DefaultBodyLimit::max(MAX_JSON_BYTES)
 }
