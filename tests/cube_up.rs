@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{eventually, free_port};
+use common::{cube_ok, eventually, free_port};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -78,20 +78,9 @@ fn start() -> Up {
 }
 
 fn run(up: &Up, args: &[&str]) -> Output {
-    let output = cube()
-        .args(args)
-        .args(["--cc-url", &up.cc])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "cube {}: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    let mut all = args.to_vec();
+    all.extend(["--cc-url", &up.cc]);
+    cube_ok(&all)
 }
 
 fn get_through_router(up: &Up, host: &str) -> (u16, String) {

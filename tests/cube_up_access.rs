@@ -8,10 +8,10 @@
 
 mod common;
 
-use common::{eventually, free_port};
+use common::{cube_ok, eventually, free_port};
 
 use std::path::Path;
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "cube-e2e-token-5f1d8a7c2b";
@@ -57,22 +57,6 @@ fn client_flags(dir: &Path) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
-}
-
-fn cube_ok(args: &[String]) -> Output {
-    let output = cube()
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "cube {}: {}{}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
 }
 
 #[test]

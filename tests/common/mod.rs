@@ -43,3 +43,25 @@ pub fn write_droplet(path: &Path, files: &[(&str, &str)]) {
     }
     tar.into_inner().unwrap().finish().unwrap();
 }
+
+/// Runs `cube args…` in the repo and returns its output; panics with both
+/// streams when it fails.
+pub fn cube_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cube"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        output.status.success(),
+        "cube {}: {}{}",
+        shown.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
