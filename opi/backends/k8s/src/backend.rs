@@ -752,6 +752,9 @@ impl opi::Scheduler for K8sScheduler {
             })?;
         self.apply(&namespace, &translate::task::env_secret(&task, &created))
             .await?;
+        if let Some(secret) = translate::task::callback_secret(&task, &created) {
+            self.apply(&namespace, &secret).await?;
+        }
         if let Some(secret) = translate::task::registry_secret(&task, &created) {
             self.apply(&namespace, &secret).await?;
         }
@@ -783,13 +786,17 @@ impl opi::Scheduler for K8sScheduler {
         let namespace = job.metadata.namespace.clone().unwrap_or_default();
         let name = job.metadata.name.clone().unwrap_or_default();
         let finished = matches!(tasks::state(&job), TaskState::Completed { .. });
+        // Read before the delete: the callback's Secret goes with the Job.
+        let completion_callback = if finished {
+            String::new()
+        } else {
+            tasks::callback(&self.client, &job).await
+        };
         self.delete_if_present::<Job>(&namespace, &name).await?;
         if !finished {
             self.events.publish(Event::TaskCompleted(TaskCompletion {
                 guid: guid.to_owned(),
-                completion_callback: annotation(&job.metadata, labels::COMPLETION_CALLBACK)
-                    .unwrap_or("")
-                    .to_owned(),
+                completion_callback,
                 failed: true,
                 failure_reason: "cancelled".into(),
                 result: String::new(),

@@ -3,7 +3,7 @@
 //! needs.
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams};
 use opi::model::{TaskCompletion, TaskState, TaskStatus, step_failure_reason};
@@ -101,6 +101,47 @@ pub fn completion(job: &Job) -> Option<TaskCompletion> {
     })
 }
 
+/// Where `job`'s completion goes: its callback Secret, or (Jobs an older
+/// Cube created) its annotation; empty when neither can be read (logged).
+pub async fn callback(client: &Client, job: &Job) -> String {
+    if let Some(url) = annotation(job, labels::COMPLETION_CALLBACK) {
+        return url.to_owned();
+    }
+    let (Some(namespace), Some(name)) = (
+        job.metadata.namespace.as_deref(),
+        job.metadata.name.as_deref(),
+    ) else {
+        return String::new();
+    };
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let secret_name = crate::translate::task::callback_secret_name(name);
+    // A few tries: without the callback the completion cannot be delivered.
+    let mut delay = std::time::Duration::from_millis(100);
+    for attempt in 1..=CALLBACK_ATTEMPTS {
+        match secrets.get_opt(&secret_name).await {
+            Ok(secret) => {
+                return secret
+                    .and_then(|s| s.data)
+                    .and_then(|mut data| data.remove(crate::translate::task::CALLBACK_KEY))
+                    .and_then(|url| String::from_utf8(url.0).ok())
+                    .unwrap_or_default();
+            }
+            Err(error) if attempt == CALLBACK_ATTEMPTS => {
+                tracing::error!(%error, job = %name, "cannot read the task's completion callback");
+            }
+            Err(error) => {
+                tracing::debug!(%error, job = %name, attempt, "reading the task's completion callback");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+    }
+    String::new()
+}
+
+/// Reads of a callback Secret before giving up.
+const CALLBACK_ATTEMPTS: u32 = 4;
+
 /// Whether `job` runs a task with steps (its containers are named after them).
 pub fn has_steps(job: &Job) -> bool {
     job.spec
@@ -149,6 +190,7 @@ pub fn failed_step(pod: &Pod) -> Option<String> {
 /// Job's own reason stays.
 pub async fn completion_naming_step(client: &Client, job: &Job) -> Option<TaskCompletion> {
     let mut done = completion(job)?;
+    done.completion_callback = callback(client, job).await;
     if !(done.failed && has_steps(job)) {
         return Some(done);
     }

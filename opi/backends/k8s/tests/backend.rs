@@ -430,6 +430,9 @@ async fn docker_credentials_become_an_image_pull_secret() {
     assert_eq!(got.lifecycle, app.lifecycle, "credentials read back");
 }
 
+/// A completion callback with credentials in it, as CC's staging callbacks have.
+const CALLBACK: &str = "http://internal_user:s3cret@127.0.0.1:9/done";
+
 fn task(guid: &str) -> Task {
     Task {
         guid: guid.into(),
@@ -446,7 +449,7 @@ fn task(guid: &str) -> Task {
             guid: "org-1".into(),
             name: "acme".into(),
         },
-        completion_callback: "http://127.0.0.1:9/done".into(),
+        completion_callback: CALLBACK.into(),
         environment: vec![EnvironmentVariable {
             name: "DB_PASSWORD".into(),
             value: "hunter2".into(),
@@ -473,7 +476,15 @@ async fn tasks_are_jobs_that_run_once_and_cancel_deletes_them() {
     assert_eq!(job["spec"]["backoffLimit"], 0);
     assert_eq!(job["spec"]["ttlSecondsAfterFinished"], 600);
     assert!(!job.to_string().contains("hunter2"));
+    assert!(
+        !job.to_string().contains("s3cret"),
+        "the callback's credentials are not in the Job"
+    );
     let job_name = s(job, &["metadata", "name"]).to_owned();
+    let callback = server
+        .get("secrets", "acme-dev", &format!("{job_name}-callback"))
+        .expect("callback secret");
+    assert_eq!(callback["metadata"]["ownerReferences"][0]["name"], job_name);
     let secret = server
         .get("secrets", "acme-dev", &format!("{job_name}-env"))
         .expect("env secret");
@@ -505,6 +516,7 @@ async fn tasks_are_jobs_that_run_once_and_cancel_deletes_them() {
         Ok(Some(Event::TaskCompleted(done))) => {
             assert!(done.failed);
             assert_eq!(done.failure_reason, "cancelled");
+            assert_eq!(done.completion_callback, CALLBACK);
         }
         other => panic!("no completion: {other:?}"),
     }

@@ -41,10 +41,6 @@ fn task_annotations(task: &Task) -> BTreeMap<String, String> {
         (labels::SPACE_GUID.to_owned(), task.space.guid.clone()),
         (labels::ORG_NAME.to_owned(), task.org.name.clone()),
         (labels::ORG_GUID.to_owned(), task.org.guid.clone()),
-        (
-            labels::COMPLETION_CALLBACK.to_owned(),
-            task.completion_callback.clone(),
-        ),
     ])
 }
 
@@ -195,6 +191,34 @@ pub fn env_secret(task: &Task, job: &Job) -> Secret {
         type_: Some("Opaque".into()),
         ..Secret::default()
     }
+}
+
+/// The name of the Secret holding the completion callback of Job `job_name`.
+pub fn callback_secret_name(job_name: &str) -> String {
+    format!("{job_name}-callback")
+}
+
+/// The key of the callback in that Secret.
+pub const CALLBACK_KEY: &str = "url";
+
+/// The Secret with the task's completion callback, owned by its (created)
+/// Job, or `None` without one. CC's callback URLs may carry credentials
+/// (staging callbacks do, through St8ge's URL), so the callback is neither an
+/// annotation anyone reading Jobs would see nor part of the pod's
+/// environment: only the backend reads it, when the task completes.
+pub fn callback_secret(task: &Task, job: &Job) -> Option<Secret> {
+    if task.completion_callback.is_empty() {
+        return None;
+    }
+    Some(Secret {
+        metadata: secret_meta(callback_secret_name(&name(task)), task, job),
+        data: Some(BTreeMap::from([(
+            CALLBACK_KEY.to_owned(),
+            ByteString(task.completion_callback.clone().into_bytes()),
+        )])),
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    })
 }
 
 /// The pull Secret of a task's docker image with credentials, else `None`.
