@@ -13,6 +13,10 @@ pub const TOKEN_ENV: &str = "CUBE_AUTH_TOKEN";
 /// The environment variable holding the PEM text of the CA to trust (for
 /// staging tasks, which cannot read St8ge's files).
 pub const CA_PEM_ENV: &str = "CUBE_CA_CERT_PEM";
+/// The environment variable holding the PEM client certificate and key a
+/// staging task presents when Cube authenticates by certificates alone (no
+/// token configured).
+pub const IDENTITY_PEM_ENV: &str = "CUBE_CLIENT_IDENTITY_PEM";
 
 /// How a client reaches Cube services: the CA it trusts (besides the system
 /// roots), the certificate it presents and the bearer token it sends. The
@@ -78,7 +82,7 @@ impl ClientAccess {
         Self::new(
             var(TOKEN_ENV).map(|t| Secret::new(t.trim())),
             var(CA_PEM_ENV).map(String::into_bytes),
-            None,
+            var(IDENTITY_PEM_ENV).map(String::into_bytes),
         )
     }
 
@@ -143,12 +147,19 @@ impl ClientAccess {
     }
 
     /// The environment a staging task needs to call back with this access:
-    /// the token and the CA's PEM (a task cannot read this host's files).
+    /// the token and the CA's PEM (a task cannot read this host's files);
+    /// without a token, the client certificate and key instead, so a
+    /// certificates-only deployment still hears back from its tasks.
     /// Backends keep task environments in Secrets.
     pub fn task_environment(&self) -> Vec<(String, String)> {
         let mut env = Vec::new();
-        if let Some(token) = &self.token {
-            env.push((TOKEN_ENV.to_owned(), token.expose().to_owned()));
+        match (&self.token, &self.identity_pem) {
+            (Some(token), _) => env.push((TOKEN_ENV.to_owned(), token.expose().to_owned())),
+            (None, Some(identity)) => env.push((
+                IDENTITY_PEM_ENV.to_owned(),
+                String::from_utf8_lossy(identity).into_owned(),
+            )),
+            (None, None) => {}
         }
         if let Some(ca) = &self.ca_pem {
             env.push((

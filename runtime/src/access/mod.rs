@@ -24,7 +24,7 @@ mod args;
 mod client;
 
 pub use args::{AccessArgs, ClientArgs};
-pub use client::{CA_PEM_ENV, ClientAccess, TOKEN_ENV};
+pub use client::{CA_PEM_ENV, ClientAccess, IDENTITY_PEM_ENV, TOKEN_ENV};
 
 use std::path::Path;
 use std::sync::Arc;

@@ -241,3 +241,34 @@ async fn refusals_carry_the_challenge_and_the_json_error_shape() {
     assert_eq!(ok.text().await.unwrap(), "hello");
     shutdown.cancel();
 }
+
+#[test]
+fn tasks_get_the_token_or_else_the_client_certificate() {
+    let mut identity = pem("service.pem");
+    identity.extend(pem("service-key.pem"));
+    let with_token = ClientAccess::new(
+        Some(Secret::new("t0ken")),
+        Some(pem("ca.pem")),
+        Some(identity.clone()),
+    )
+    .unwrap();
+    let names = |access: &ClientAccess| -> Vec<String> {
+        access
+            .task_environment()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    };
+    assert_eq!(names(&with_token), [TOKEN_ENV, CA_PEM_ENV]);
+
+    // Certificates only: the task presents the client certificate, and what
+    // it reads back from that environment is a working identity.
+    let certs_only = ClientAccess::new(None, Some(pem("ca.pem")), Some(identity)).unwrap();
+    let env = certs_only.task_environment();
+    assert_eq!(
+        env.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+        [IDENTITY_PEM_ENV, CA_PEM_ENV]
+    );
+    let (_, pem_text) = &env[0];
+    assert!(reqwest::Identity::from_pem(pem_text.as_bytes()).is_ok());
+}
