@@ -143,6 +143,37 @@ pub struct Latencies {
     pub p99: Duration,
 }
 
+/// Runs `op` on each of `items`, `concurrency` at a time: the wall time of
+/// the whole run and each operation's own time (from its first poll), or
+/// the first error.
+pub async fn timed_all<I, F, Fut, E>(
+    items: I,
+    concurrency: usize,
+    mut op: F,
+) -> Result<(Duration, Vec<Duration>), E>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+{
+    use futures::StreamExt;
+    let started = Instant::now();
+    let results: Vec<Result<Duration, E>> = futures::stream::iter(items)
+        .map(|item| {
+            let operation = op(item);
+            async move {
+                let at = Instant::now();
+                operation.await.map(|()| at.elapsed())
+            }
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let wall = started.elapsed();
+    let samples = results.into_iter().collect::<Result<Vec<_>, E>>()?;
+    Ok((wall, samples))
+}
+
 /// Percentiles of `samples` (sorted in place).
 pub fn latencies(samples: &mut [Duration]) -> Latencies {
     samples.sort_unstable();

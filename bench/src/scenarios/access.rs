@@ -5,13 +5,12 @@
 //! token check, TLS record encryption); fresh connections show the handshake.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cube_runtime::access::{Access, ClientAccess, Secret, ServerTls};
-use futures::StreamExt;
 use testkit::access::{CA_PEM, SERVICE_CERT_PEM, SERVICE_KEY_PEM};
 
-use crate::harness::{Row, latencies, ms, report};
+use crate::harness::{Row, latencies, ms, report, timed_all};
 
 const REQUESTS: usize = 5_000;
 const CONCURRENCY: usize = 32;
@@ -50,27 +49,18 @@ async fn load(
 ) -> anyhow::Result<(Duration, Vec<Duration>)> {
     let shared = client()?;
     let fresh = count == FRESH;
-    let started = Instant::now();
-    let results: Vec<anyhow::Result<Duration>> = futures::stream::iter(0..count)
-        .map(|_| {
-            // A fresh client per request forces a new connection (and handshake).
-            let http = if fresh { client() } else { Ok(shared.clone()) };
-            let url = format!("{url}/apps");
-            async move {
-                let http = http?;
-                let at = Instant::now();
-                let response = http.get(url).send().await?;
-                anyhow::ensure!(response.status().is_success(), "{}", response.status());
-                response.bytes().await?;
-                Ok(at.elapsed())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect()
-        .await;
-    let elapsed = started.elapsed();
-    let samples = results.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    Ok((elapsed, samples))
+    timed_all(0..count, concurrency, |_| {
+        // A fresh client per request forces a new connection (and handshake).
+        let http = if fresh { client() } else { Ok(shared.clone()) };
+        let url = format!("{url}/apps");
+        async move {
+            let response = http?.get(url).send().await?;
+            anyhow::ensure!(response.status().is_success(), "{}", response.status());
+            response.bytes().await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 pub async fn run() -> anyhow::Result<()> {

@@ -4,10 +4,9 @@
 //! fresh fake apiserver at the same concurrency.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::ensure;
-use futures::StreamExt;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams};
@@ -15,7 +14,7 @@ use opi::model::wire::DesireLrpRequest;
 use opi::model::{DesiredLrp, validate};
 
 use super::fake_cluster::{FakeCluster, K8sOpi};
-use crate::harness::{Row, cube_binary, latencies, ms, report};
+use crate::harness::{Row, cube_binary, latencies, ms, report, timed_all};
 
 const DESIRES: usize = 10_000;
 const CONCURRENCY: usize = 90;
@@ -53,24 +52,11 @@ async fn through_opi(
     requests: &[DesireLrpRequest],
 ) -> anyhow::Result<(Duration, Vec<Duration>)> {
     let client = opi::http::OpiClient::new(&opi.url)?;
-    let started = Instant::now();
-    let results: Vec<Result<Duration, opi::Error>> = futures::stream::iter(requests)
-        .map(|request| {
-            let client = client.clone();
-            async move {
-                let t = Instant::now();
-                client.desire(request).await.map(|()| t.elapsed())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let wall = started.elapsed();
-    let mut samples = Vec::with_capacity(results.len());
-    for result in results {
-        samples.push(result?);
-    }
-    Ok((wall, samples))
+    Ok(timed_all(requests, CONCURRENCY, |request| {
+        let client = client.clone();
+        async move { client.desire(request).await }
+    })
+    .await?)
 }
 
 async fn direct(
@@ -89,45 +75,34 @@ async fn direct(
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace_name);
     let sets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace_name);
     let shared = Arc::new((secrets, sets, params, config));
-    let started = Instant::now();
-    let results: Vec<Result<Duration, kube::Error>> = futures::stream::iter(lrps)
-        .map(|lrp| {
-            let shared = shared.clone();
-            async move {
-                let (secrets, sets, params, config) = &*shared;
-                let t = Instant::now();
-                let placement = opi_k8s::translate::Placement {
-                    namespace: namespace_name.to_owned(),
-                    name: opi_k8s::names::statefulset_name(
-                        &lrp.app.name,
-                        &lrp.process_type,
-                        &lrp.id.guid,
-                    ),
-                    superseded_versions: Vec::new(),
-                };
-                let secret = opi_k8s::translate::lrp::env_secret(lrp, &placement);
-                let set = opi_k8s::translate::lrp::statefulset(lrp, &placement, config);
-                secrets
-                    .patch(
-                        &opi_k8s::translate::env_secret_name(&placement.name),
-                        params,
-                        &Patch::Apply(&secret),
-                    )
-                    .await?;
-                sets.patch(&placement.name, params, &Patch::Apply(&set))
-                    .await?;
-                Ok(t.elapsed())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let wall = started.elapsed();
-    let mut samples = Vec::with_capacity(results.len());
-    for result in results {
-        samples.push(result?);
-    }
-    Ok((wall, samples))
+    Ok(timed_all(lrps, CONCURRENCY, |lrp| {
+        let shared = shared.clone();
+        async move {
+            let (secrets, sets, params, config) = &*shared;
+            let placement = opi_k8s::translate::Placement {
+                namespace: namespace_name.to_owned(),
+                name: opi_k8s::names::statefulset_name(
+                    &lrp.app.name,
+                    &lrp.process_type,
+                    &lrp.id.guid,
+                ),
+                superseded_versions: Vec::new(),
+            };
+            let secret = opi_k8s::translate::lrp::env_secret(lrp, &placement);
+            let set = opi_k8s::translate::lrp::statefulset(lrp, &placement, config);
+            secrets
+                .patch(
+                    &opi_k8s::translate::env_secret_name(&placement.name),
+                    params,
+                    &Patch::Apply(&secret),
+                )
+                .await?;
+            sets.patch(&placement.name, params, &Patch::Apply(&set))
+                .await?;
+            Ok::<(), kube::Error>(())
+        }
+    })
+    .await?)
 }
 
 pub async fn run() -> anyhow::Result<()> {
