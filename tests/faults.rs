@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, free_port};
+use common::{eventually, free_port, opi_fixture};
 use serde_json::{Value, json};
 
 /// A `cube` subcommand running as a child process; killed when dropped.
@@ -393,14 +393,7 @@ fn a_restarted_opi_rebuilds_its_apps_and_runs_no_instance_twice() {
     let port = free_port();
     let opi = format!("http://127.0.0.1:{port}");
     let mut opi_proc = opi_local(&data, port, registry_port, &log);
-    let mut body: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/opi/testdata/desire_buildpack.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let mut body: Value = serde_json::from_str(&opi_fixture("desire_buildpack.json")).unwrap();
     let (guid, version) = ("app-restart", "v1");
     body["guid"] = json!(guid);
     body["version"] = json!(version);
@@ -530,14 +523,7 @@ async fn a_sink_killed_mid_cycle_converges_after_a_restart_and_stops_nothing_des
     ready(format!("{opi}/apps")).await.unwrap();
     ready(format!("{cc}/sim/apps")).await.unwrap();
     // An LRP CC does not desire: the one stop the Sink should send.
-    let mut stray: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/opi/testdata/desire_docker.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let mut stray: Value = serde_json::from_str(&opi_fixture("desire_docker.json")).unwrap();
     stray["guid"] = json!("stray");
     stray["version"] = json!("v1");
     stray["process_guid"] = json!("stray-v1");

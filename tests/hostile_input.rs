@@ -18,6 +18,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::opi_fixture;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -401,14 +404,6 @@ fn fill(template: &str, segments: &[String]) -> Option<Uri> {
 }
 
 // -------------------------------------------------------------------- OPI
-
-fn opi_fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/opi/testdata/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
 
 fn opi_router(max_body_bytes: usize) -> Router {
     let scheduler: Arc<dyn opi::Scheduler> = Arc::new(opi::memory::MemoryScheduler::new());

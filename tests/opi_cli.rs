@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::opi_fixture;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -54,14 +57,6 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
     panic!("cube opi did not start; stderr:\n{}", seen.join("\n"));
 }
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(format!(
-        "{}/opi/testdata/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
-}
-
 const GUID: &str = "a6f0a0a2-6b7b-4d8e-9a3f-4c2b1e0d9f11";
 const VERSION: &str = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b";
 
@@ -87,7 +82,7 @@ async fn a_new_user_desires_lists_gets_and_sees_metrics() {
 
     let response = http
         .put(format!("{api}/apps/{GUID}-{VERSION}"))
-        .body(fixture("desire_buildpack.json"))
+        .body(opi_fixture("desire_buildpack.json"))
         .send()
         .await
         .unwrap();
@@ -180,7 +175,7 @@ async fn flags_beat_env_and_env_beats_the_yaml_file() {
         .build()
         .unwrap()
         .put(format!("http://{}/apps/{GUID}-{VERSION}", cube.api))
-        .body(fixture("desire_buildpack.json"))
+        .body(opi_fixture("desire_buildpack.json"))
         .send()
         .await
         .unwrap();

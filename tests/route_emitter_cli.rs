@@ -149,14 +149,8 @@ async fn cube_opi_registers_a_local_apps_routes_with_gorouter() {
         .recv_timeout(PATIENCE)
         .unwrap_or_else(|_| panic!("cube opi did not start:\n{}", logs.lock().unwrap()));
 
-    let mut body: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/opi/testdata/desire_buildpack.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
+    let mut body: serde_json::Value =
+        serde_json::from_str(&common::opi_fixture("desire_buildpack.json")).unwrap();
     body["instances"] = 1.into();
     body["lifecycle"]["buildpack_lifecycle"]["start_command"] =
         "exec busybox httpd -f -p 127.0.0.1:$PORT -h .".into();

@@ -65,3 +65,12 @@ pub fn cube_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     );
     output
 }
+
+/// The text of `opi/testdata/<name>` (CC-shaped OPI payloads).
+pub fn opi_fixture(name: &str) -> String {
+    std::fs::read_to_string(format!(
+        "{}/opi/testdata/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap()
+}
