@@ -329,6 +329,38 @@ async fn manifests_need_their_blobs_then_serve_by_tag_and_digest() {
 }
 
 #[tokio::test]
+async fn a_moved_tag_serves_its_new_manifest() {
+    let (_dir, router, _) = fresh().await;
+    let config = b"{}".as_slice();
+    push_blob(&router, "app", config).await;
+    let mut pushed = Vec::new();
+    for layer in [b"one".as_slice(), b"two".as_slice(), b"one".as_slice()] {
+        push_blob(&router, "app", layer).await;
+        let manifest = image_manifest(config, &[layer]);
+        let put = send(
+            &router,
+            Method::PUT,
+            "/v2/app/manifests/latest",
+            &[("content-type", OCI_MANIFEST)],
+            manifest.clone(),
+        )
+        .await;
+        assert_eq!(put.status, StatusCode::CREATED);
+        // Read (and so remember) the tag before it moves again.
+        for _ in 0..2 {
+            let reply = get(&router, "/v2/app/manifests/latest").await;
+            assert_eq!(reply.body.as_ref(), manifest.as_slice());
+            assert_eq!(
+                reply.header("docker-content-digest"),
+                Digest::of(&manifest).to_string()
+            );
+        }
+        pushed.push(manifest);
+    }
+    assert_eq!(pushed[0], pushed[2]);
+}
+
+#[tokio::test]
 async fn docker_schema2_and_index_manifests() {
     let (_dir, router, _) = fresh().await;
     let config = b"{\"docker\":1}".as_slice();

@@ -20,6 +20,7 @@ pub mod cache;
 mod file_stream;
 pub mod fs;
 pub mod object;
+mod refs;
 mod upload;
 
 use std::collections::BTreeSet;
@@ -38,7 +39,9 @@ pub use fs::FsBackend;
 pub use object::ObjectBackend;
 
 use crate::digest::Hasher;
+use crate::manifest::MAX_MANIFEST_BYTES;
 use crate::{Digest, Error, Name, Tag};
+use refs::RefCache;
 
 /// Repositories, blobs, manifests, tags and uploads.
 pub struct Store {
@@ -48,6 +51,7 @@ pub struct Store {
     max_blob_bytes: u64,
     sessions: Mutex<upload::Sessions>,
     cache: BlobCache,
+    refs: RefCache,
 }
 
 /// A blob's body: bytes in memory, or a stream from the backend.
@@ -117,6 +121,7 @@ impl Store {
             max_blob_bytes,
             sessions: Mutex::default(),
             cache: BlobCache::new(0),
+            refs: RefCache::default(),
         })
     }
 
@@ -320,6 +325,34 @@ impl Store {
 
     // ---- manifests and tags ----
 
+    /// A tag or revision object, from [`RefCache`] when this process has
+    /// read it before and not written it since.
+    async fn read_ref(&self, key: &str) -> Result<Option<Bytes>, Error> {
+        let generation = match self.refs.get(key) {
+            Ok(content) => return Ok(Some(content)),
+            Err(generation) => generation,
+        };
+        let content = self.backend.read(key).await?;
+        if let Some(content) = &content {
+            self.refs.insert(key, content.clone(), generation);
+        }
+        Ok(content)
+    }
+
+    /// Writes a tag or revision object.
+    async fn write_ref(&self, key: &str, content: Bytes) -> Result<(), Error> {
+        let written = self.backend.put_bytes(key, content).await;
+        self.refs.invalidate(key);
+        written
+    }
+
+    /// Deletes a tag or revision object.
+    async fn delete_ref(&self, key: &str) -> Result<(), Error> {
+        let deleted = self.backend.delete(key).await;
+        self.refs.invalidate(key);
+        deleted
+    }
+
     /// Stores a manifest (already checked) in `name`, and points `tag` at it.
     pub async fn put_manifest(
         &self,
@@ -329,15 +362,13 @@ impl Store {
         body: Bytes,
     ) -> Result<Digest, Error> {
         let digest = self.put_small_blob(body).await?;
-        self.backend
-            .put_bytes(
-                &revision_key(name, &digest),
-                Bytes::from(media_type.to_owned()),
-            )
-            .await?;
+        self.write_ref(
+            &revision_key(name, &digest),
+            Bytes::from(media_type.to_owned()),
+        )
+        .await?;
         if let Some(tag) = tag {
-            self.backend
-                .put_bytes(&tag_key(name, tag), Bytes::from(digest.to_string()))
+            self.write_ref(&tag_key(name, tag), Bytes::from(digest.to_string()))
                 .await?;
         }
         Ok(digest)
@@ -345,7 +376,7 @@ impl Store {
 
     /// The digest a tag points at.
     pub async fn tag_target(&self, name: &Name, tag: &Tag) -> Result<Option<Digest>, Error> {
-        let Some(data) = self.backend.read(&tag_key(name, tag)).await? else {
+        let Some(data) = self.read_ref(&tag_key(name, tag)).await? else {
             return Ok(None);
         };
         let text = String::from_utf8_lossy(&data);
@@ -362,13 +393,13 @@ impl Store {
         digest: &Digest,
     ) -> Result<Option<String>, Error> {
         Ok(self
-            .backend
-            .read(&revision_key(name, digest))
+            .read_ref(&revision_key(name, digest))
             .await?
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
-    /// A manifest's media type and content.
+    /// A manifest's media type and content (content-addressed, so kept in
+    /// the blob cache once read).
     pub async fn manifest(
         &self,
         name: &Name,
@@ -377,10 +408,14 @@ impl Store {
         let Some(media_type) = self.manifest_media_type(name, digest).await? else {
             return Ok(None);
         };
-        let body =
-            self.backend.read(&blob_key(digest)).await?.ok_or_else(|| {
-                Error::Storage(format!("manifest {digest} of {name} has no content"))
-            })?;
+        let body = self
+            .cache
+            .get_or_read(digest, MAX_MANIFEST_BYTES as u64, || async {
+                self.backend.read(&blob_key(digest)).await?.ok_or_else(|| {
+                    Error::Storage(format!("manifest {digest} of {name} has no content"))
+                })
+            })
+            .await?;
         Ok(Some((media_type, body)))
     }
 
@@ -392,10 +427,10 @@ impl Store {
         for tag in self.tags(name).await? {
             let Ok(tag) = Tag::parse(&tag) else { continue };
             if self.tag_target(name, &tag).await?.as_ref() == Some(digest) {
-                self.backend.delete(&tag_key(name, &tag)).await?;
+                self.delete_ref(&tag_key(name, &tag)).await?;
             }
         }
-        self.backend.delete(&revision_key(name, digest)).await?;
+        self.delete_ref(&revision_key(name, digest)).await?;
         Ok(true)
     }
 
@@ -405,7 +440,7 @@ impl Store {
         if self.backend.head(&key).await?.is_none() {
             return Ok(false);
         }
-        self.backend.delete(&key).await?;
+        self.delete_ref(&key).await?;
         Ok(true)
     }
 
