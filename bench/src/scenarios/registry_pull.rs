@@ -14,7 +14,7 @@ use futures::StreamExt;
 
 use crate::harness::{
     DropletWriter, Latencies, Proc, Row, client, cube_binary, fill_random, free_port, latencies,
-    ms, report, workspace_root,
+    ms, own_cpu, proc_cpu, report, workspace_root,
 };
 
 const CONCURRENCY: usize = 64;
@@ -52,9 +52,13 @@ fn droplet(path: &Path) -> anyhow::Result<()> {
 struct Load {
     rps: f64,
     latency: Latencies,
+    /// CPU per request of the server and of this process (the clients).
+    server_cpu: Duration,
+    client_cpu: Duration,
 }
 
-async fn manifest_load(http: &reqwest::Client, url: &str) -> anyhow::Result<Load> {
+async fn manifest_load(http: &reqwest::Client, url: &str, server: u32) -> anyhow::Result<Load> {
+    let cpu_before = (proc_cpu(server), own_cpu());
     let deadline = Instant::now() + Duration::from_secs(MANIFEST_SECONDS);
     let failures = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -92,11 +96,17 @@ async fn manifest_load(http: &reqwest::Client, url: &str) -> anyhow::Result<Load
     let elapsed = started.elapsed();
     let failed = failures.load(Ordering::Relaxed);
     ensure!(failed == 0, "{failed} manifest GETs failed at {url}");
+    let (server_cpu, client_cpu) = (
+        proc_cpu(server).saturating_sub(cpu_before.0),
+        own_cpu().saturating_sub(cpu_before.1),
+    );
     let mut all: Vec<Duration> = samples.into_iter().flatten().collect();
-    let count = all.len();
+    let count = all.len().max(1) as u32;
     Ok(Load {
-        rps: count as f64 / elapsed.as_secs_f64(),
+        rps: f64::from(count) / elapsed.as_secs_f64(),
         latency: latencies(&mut all),
+        server_cpu: server_cpu / count,
+        client_cpu: client_cpu / count,
     })
 }
 
@@ -237,6 +247,10 @@ async fn blob_throughput(cube: &str, peer: &str) -> anyhow::Result<(f64, f64)> {
     Ok((median(&mut ours), median(&mut theirs)))
 }
 
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
 fn median(samples: &mut [f64]) -> f64 {
     samples.sort_unstable_by(f64::total_cmp);
     samples.get(samples.len() / 2).copied().unwrap_or(0.0)
@@ -351,8 +365,8 @@ pub async fn run() -> anyhow::Result<()> {
     // Alternate the two sides so background noise hits both.
     let cube_unloaded = manifest_unloaded(&http, &cube_manifest).await?;
     let peer_unloaded = manifest_unloaded(&http, &peer_manifest).await?;
-    let cube_load = manifest_load(&http, &cube_manifest).await?;
-    let peer_load = manifest_load(&http, &peer_manifest).await?;
+    let cube_load = manifest_load(&http, &cube_manifest, registry.pid()).await?;
+    let peer_load = manifest_load(&http, &peer_manifest, peer.pid()).await?;
     let (cube_blob, peer_blob) = blob_throughput(
         &format!("http://127.0.0.1:{port}/v2/cloudfoundry/bench/blobs/{layer}"),
         &format!("http://127.0.0.1:{peer_port}/v2/cloudfoundry/bench/blobs/{layer}"),
@@ -381,6 +395,19 @@ pub async fn run() -> anyhow::Result<()> {
                     "{} / {}",
                     ms(peer_load.latency.p50),
                     ms(peer_load.latency.p99)
+                ),
+            },
+            Row {
+                what: "CPU per manifest GET: server / clients".into(),
+                cube: format!(
+                    "{:.0} / {:.0} µs",
+                    micros(cube_load.server_cpu),
+                    micros(cube_load.client_cpu)
+                ),
+                peer: format!(
+                    "{:.0} / {:.0} µs",
+                    micros(peer_load.server_cpu),
+                    micros(peer_load.client_cpu)
                 ),
             },
             Row {
