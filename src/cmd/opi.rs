@@ -243,28 +243,40 @@ impl RoutingArgs {
 }
 
 /// Connects the Kubernetes backend; droplet images are served by `registry`.
-pub async fn k8s_backend(args: &K8sArgs, registry: &str) -> anyhow::Result<opi_k8s::K8sScheduler> {
+pub async fn k8s_backend(
+    args: &K8sArgs,
+    registry: &str,
+    access: &cube_runtime::access::ClientAccess,
+) -> anyhow::Result<opi_k8s::K8sScheduler> {
     let routing = args.routing.routing(RoutingMode::None)?;
     k8s_backend_with(
         args.kubeconfig.as_deref(),
         args.namespace.clone(),
         routing,
         registry,
+        access,
     )
     .await
 }
 
-/// Connects the Kubernetes backend from its parts.
+/// Connects the Kubernetes backend from its parts. With a token in
+/// `access`, kubelets pull droplet images with it: the backend writes a pull
+/// Secret into each namespace it places droplet workloads in.
 pub async fn k8s_backend_with(
     kubeconfig: Option<&std::path::Path>,
     namespace: Option<String>,
     routing: opi_k8s::config::Routing,
     registry: &str,
+    access: &cube_runtime::access::ClientAccess,
 ) -> anyhow::Result<opi_k8s::K8sScheduler> {
     let config = opi_k8s::Config {
         namespace,
         registry: registry.to_owned(),
         routing,
+        registry_credentials: access.token().map(|token| opi::model::RegistryCredentials {
+            username: "cube".into(),
+            password: token.expose().to_owned(),
+        }),
         ..opi_k8s::Config::default()
     };
     opi_k8s::K8sScheduler::connect(kubeconfig, config)
@@ -391,7 +403,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let scheduler: Arc<dyn Scheduler> = match args.backend {
         Backend::Memory => Arc::new(opi::memory::MemoryScheduler::new()),
         Backend::K8s => {
-            let k8s = Arc::new(k8s_backend(&args.k8s, &args.registry).await?);
+            let k8s = Arc::new(k8s_backend(&args.k8s, &args.registry, &client).await?);
             route_source = Some(k8s.clone());
             k8s
         }

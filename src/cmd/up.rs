@@ -188,6 +188,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 args.namespace.clone(),
                 args.routing.routing(super::opi::RoutingMode::Ingress)?,
                 &registry_host,
+                &client,
             )
             .await?,
         )),

@@ -9,9 +9,9 @@
 //! applies for a new process in a known space) instead of cluster-wide LISTs
 //! whose cost grows with the number of apps.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use futures::stream::BoxStream;
 use k8s_openapi::NamespaceResourceScope;
@@ -25,8 +25,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, Resource};
 use opi::events::EventBus;
 use opi::model::{
-    DesiredLrp, Event, Instance, LrpId, LrpUpdate, Named, SchedulingInfo, Task, TaskCompletion,
-    TaskState, TaskStatus,
+    DesiredLrp, Event, Instance, LrpId, LrpLifecycle, LrpUpdate, Named, SchedulingInfo, Task,
+    TaskCompletion, TaskState, TaskStatus,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -54,6 +54,8 @@ pub struct K8sScheduler {
     pods_synced: Arc<AtomicBool>,
     jobs_synced: Arc<AtomicBool>,
     placements: Arc<Placements>,
+    /// Namespaces this process has written the registry pull Secret into.
+    pull_secrets: Mutex<HashSet<String>>,
     watches: Vec<JoinHandle<()>>,
 }
 
@@ -139,6 +141,7 @@ impl K8sScheduler {
             pods_synced,
             jobs_synced,
             placements,
+            pull_secrets: Mutex::default(),
             watches,
         }
     }
@@ -438,7 +441,37 @@ impl K8sScheduler {
         let params = PatchParams::apply(&self.config.field_manager).force();
         api.patch(&name, &params, &Patch::Apply(&namespace)).await?;
         self.placements.namespace_written(&guid_label, &name);
+        // A namespace applied here may be new, or one deleted and created
+        // again: it needs its pull Secret (again).
+        self.pull_secrets_lock().remove(&name);
         Ok(name)
+    }
+
+    fn pull_secrets_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.pull_secrets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Writes the registry pull Secret into `namespace` before a droplet
+    /// workload there needs it, when the backend has registry credentials:
+    /// once per namespace and process (one request).
+    async fn ensure_pull_secret(&self, namespace: &str, lifecycle: &LrpLifecycle) -> Result<()> {
+        let (Some(credentials), Some(name)) =
+            (&self.config.registry_credentials, self.config.pull_secret())
+        else {
+            return Ok(());
+        };
+        if !matches!(lifecycle, LrpLifecycle::Buildpack { .. })
+            || self.pull_secrets_lock().contains(namespace)
+        {
+            return Ok(());
+        }
+        let secret =
+            translate::namespace::pull_secret(name, namespace, &self.config.registry, credentials);
+        self.apply(namespace, &secret).await?;
+        self.pull_secrets_lock().insert(namespace.to_owned());
+        Ok(())
     }
 
     /// The StatefulSet name for a new process in `namespace`: the plain name
@@ -617,6 +650,8 @@ impl opi::Scheduler for K8sScheduler {
                 }
             }
         };
+        self.ensure_pull_secret(&placement.namespace, &lrp.lifecycle)
+            .await?;
         self.apply_lrp(&lrp, &placement, new).await?;
         Ok(())
     }
@@ -733,6 +768,7 @@ impl opi::Scheduler for K8sScheduler {
             )));
         }
         let namespace = self.namespace_for(&task.space, &task.org).await?;
+        self.ensure_pull_secret(&namespace, &task.lifecycle).await?;
         let job = translate::task::job(&task, &namespace, &self.config);
         let params = PostParams {
             field_manager: Some(self.config.field_manager.clone()),

@@ -8,9 +8,15 @@ pub struct Config {
     pub namespace: Option<String>,
     /// `host[:port]` of Cube's registry, where droplet images live.
     pub registry: String,
-    /// An existing `kubernetes.io/dockerconfigjson` Secret (in each namespace)
-    /// that lets kubelets pull droplet images from [`Config::registry`].
+    /// The `kubernetes.io/dockerconfigjson` Secret (in each namespace) that
+    /// lets kubelets pull droplet images from [`Config::registry`]. An
+    /// existing one, unless [`Config::registry_credentials`] are given; then
+    /// the backend writes it (named [`DEFAULT_PULL_SECRET`] when unset).
     pub registry_pull_secret: Option<String>,
+    /// Credentials kubelets present to Cube's registry (its token as the
+    /// password). With them the backend writes the pull Secret into every
+    /// namespace before the first droplet workload it places there.
+    pub registry_credentials: Option<opi::model::RegistryCredentials>,
     /// Seconds a finished task's Job is kept before Kubernetes deletes it.
     pub task_ttl_seconds: i32,
     /// The field manager of every server-side apply.
@@ -50,12 +56,28 @@ impl Routing {
     }
 }
 
+/// The name of the pull Secret the backend writes when it has
+/// [`Config::registry_credentials`] and no [`Config::registry_pull_secret`].
+pub const DEFAULT_PULL_SECRET: &str = "cube-registry-pull";
+
+impl Config {
+    /// The pull Secret droplet pods name, if any.
+    pub fn pull_secret(&self) -> Option<&str> {
+        match (&self.registry_pull_secret, &self.registry_credentials) {
+            (Some(name), _) => Some(name),
+            (None, Some(_)) => Some(DEFAULT_PULL_SECRET),
+            (None, None) => None,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
             namespace: None,
             registry: String::new(),
             registry_pull_secret: None,
+            registry_credentials: None,
             task_ttl_seconds: 600,
             field_manager: "cube".into(),
             routing: Routing::None,

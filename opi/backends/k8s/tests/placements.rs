@@ -242,3 +242,106 @@ async fn a_statefulset_deleted_behind_cubes_back_is_desired_again_in_place() {
         .expect("get");
     assert_eq!(got.environment, lrp("myapp", "guid-1", "v1").environment);
 }
+
+fn droplet_lrp(name: &str, guid: &str) -> DesiredLrp {
+    DesiredLrp {
+        lifecycle: opi::model::LrpLifecycle::Buildpack {
+            droplet_guid: format!("droplet-{guid}"),
+            droplet_hash: "0123abcd".into(),
+            start_command: "./run".into(),
+        },
+        ..lrp(name, guid, "v1")
+    }
+}
+
+#[tokio::test]
+async fn droplet_workloads_get_the_registry_pull_secret_once_per_namespace() {
+    use base64::Engine as _;
+    let server = FakeApiServer::new();
+    let config = Config {
+        registry: "registry.cube.example:8087".into(),
+        registry_credentials: Some(opi::model::RegistryCredentials {
+            username: "cube".into(),
+            password: "s3cret-token".into(),
+        }),
+        ..Config::default()
+    };
+    let scheduler = K8sScheduler::new(server.client(), config.clone());
+    eventually(PATIENCE, || async { scheduler.ready().await })
+        .await
+        .expect("ready");
+    let pull_secret_requests = |requests: &[RecordedRequest]| {
+        requests
+            .iter()
+            .filter(|r| r.path.ends_with("/secrets/cube-registry-pull"))
+            .count()
+    };
+
+    let first = requests_of(&server, &scheduler, droplet_lrp("one", "g1")).await;
+    assert_eq!(pull_secret_requests(&first), 1);
+    let secret = server
+        .get("secrets", "acme-dev", "cube-registry-pull")
+        .expect("the pull Secret is written");
+    assert_eq!(secret["type"], "kubernetes.io/dockerconfigjson");
+    let encoded = secret["data"][".dockerconfigjson"].as_str().expect("data");
+    let docker_config: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .expect("base64"),
+    )
+    .expect("json");
+    assert_eq!(
+        docker_config["auths"]["registry.cube.example:8087"]["auth"],
+        base64::engine::general_purpose::STANDARD.encode("cube:s3cret-token")
+    );
+    let set = server
+        .list("statefulsets", Some("acme-dev"))
+        .into_iter()
+        .find(|s| s["metadata"]["annotations"]["cloudfoundry.org/process-guid"] == "g1")
+        .expect("statefulset");
+    assert_eq!(
+        set["spec"]["template"]["spec"]["imagePullSecrets"],
+        serde_json::json!([{"name": "cube-registry-pull"}])
+    );
+
+    // Once per namespace: the next droplet LRP there does not write it again.
+    let second = requests_of(&server, &scheduler, droplet_lrp("two", "g2")).await;
+    assert_eq!(pull_secret_requests(&second), 0);
+    // Docker images do not pull from Cube's registry.
+    let docker = requests_of(&server, &scheduler, lrp("three", "g3", "v1")).await;
+    assert_eq!(pull_secret_requests(&docker), 0);
+
+    // Deleted behind Cube's back: a new process writes it again on its first
+    // droplet desire (one request), whatever the namespace holds.
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(server.client(), "acme-dev")
+        .delete("cube-registry-pull", &DeleteParams::default())
+        .await
+        .expect("delete");
+    drop(scheduler);
+    let restarted = K8sScheduler::new(server.client(), config);
+    eventually(PATIENCE, || async { restarted.ready().await })
+        .await
+        .expect("ready");
+    let again = requests_of(&server, &restarted, droplet_lrp("four", "g4")).await;
+    assert_eq!(pull_secret_requests(&again), 1);
+    assert!(
+        server
+            .get("secrets", "acme-dev", "cube-registry-pull")
+            .is_some()
+    );
+
+    // Without credentials, no Secret is written and none is named.
+    let plain = FakeApiServer::new();
+    let scheduler = ready(&plain).await;
+    scheduler
+        .desire(droplet_lrp("one", "g1"))
+        .await
+        .expect("desire");
+    assert!(
+        plain
+            .get("secrets", "acme-dev", "cube-registry-pull")
+            .is_none()
+    );
+    let set = &plain.list("statefulsets", Some("acme-dev"))[0];
+    assert!(set["spec"]["template"]["spec"]["imagePullSecrets"].is_null());
+}

@@ -185,7 +185,7 @@ fn pod_spec(lrp: &DesiredLrp, placement: &Placement, config: &Config) -> PodSpec
         image_pull_secrets: pod::image_pull_secrets(
             &lrp.lifecycle,
             &registry_secret_name(&placement.name),
-            config.registry_pull_secret.as_deref(),
+            config.pull_secret(),
         ),
         security_context: Some(pod::pod_security_context()),
         automount_service_account_token: Some(false),

@@ -29,3 +29,26 @@ pub fn namespace(name: &str, space: &Named, org: &Named) -> Namespace {
         ..Namespace::default()
     }
 }
+
+/// The pull Secret `name` in `namespace` that lets kubelets pull droplet
+/// images from `registry` (`host[:port]`) with `credentials`.
+pub fn pull_secret(
+    name: &str,
+    namespace: &str,
+    registry: &str,
+    credentials: &opi::model::RegistryCredentials,
+) -> k8s_openapi::api::core::v1::Secret {
+    k8s_openapi::api::core::v1::Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(BTreeMap::from([(
+            ".dockerconfigjson".to_owned(),
+            super::pod::docker_config_json_for(registry, credentials),
+        )])),
+        type_: Some("kubernetes.io/dockerconfigjson".into()),
+        ..k8s_openapi::api::core::v1::Secret::default()
+    }
+}

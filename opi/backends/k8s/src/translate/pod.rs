@@ -135,12 +135,17 @@ pub fn registry_host(image: &str) -> String {
 
 /// The `.dockerconfigjson` for `credentials` on the registry of `image`.
 pub fn docker_config_json(image: &str, credentials: &RegistryCredentials) -> ByteString {
+    docker_config_json_for(&registry_host(image), credentials)
+}
+
+/// The `.dockerconfigjson` for `credentials` on registry `host`.
+pub fn docker_config_json_for(host: &str, credentials: &RegistryCredentials) -> ByteString {
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD
         .encode(format!("{}:{}", credentials.username, credentials.password));
     let config = serde_json::json!({
         "auths": {
-            registry_host(image): {
+            host: {
                 "username": credentials.username,
                 "password": credentials.password,
                 "auth": auth,

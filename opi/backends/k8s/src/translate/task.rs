@@ -142,7 +142,7 @@ pub fn job(task: &Task, namespace: &str, config: &Config) -> Job {
                     image_pull_secrets: pod::image_pull_secrets(
                         &task.lifecycle,
                         &registry_secret_name(&name),
-                        config.registry_pull_secret.as_deref(),
+                        config.pull_secret(),
                     ),
                     security_context: Some(pod::pod_security_context()),
                     automount_service_account_token: Some(false),
