@@ -203,16 +203,24 @@ async fn blob_round(url: &reqwest::Url) -> anyhow::Result<f64> {
         clients.push(RawClient::connect(url).await?);
     }
     let started = Instant::now();
-    let pulls = clients.into_iter().map(|mut client| async move {
-        let mut n = 0u64;
-        for _ in 0..BLOB_PULLS {
-            n += client.get(url.path(), None).await?;
-        }
-        anyhow::Ok(n)
-    });
+    // One task per puller, so that they spread over the runtime's threads as
+    // a parallel puller's would (joined in place, they would share one).
+    let pulls: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            let path = url.path().to_owned();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                for _ in 0..BLOB_PULLS {
+                    n += client.get(&path, None).await?;
+                }
+                anyhow::Ok(n)
+            })
+        })
+        .collect();
     let mut total = 0u64;
-    for n in futures::future::join_all(pulls).await {
-        total += n?;
+    for pull in pulls {
+        total += pull.await??;
     }
     Ok(total as f64 / started.elapsed().as_secs_f64() / 1e9)
 }
