@@ -69,6 +69,18 @@ pub fn api(config: &Config, listen: std::net::SocketAddr, metrics: Metrics) -> R
         None => Url::parse(&format!("http://{listen}"))
             .map_err(|e| Error::Config(format!("public URL from {listen}: {e}")))?,
     };
+    // Staging tasks call this URL back; "any address" is not one they can reach.
+    let unspecified = match public_url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => ip.is_unspecified(),
+        _ => false,
+    };
+    if unspecified {
+        return Err(Error::Config(format!(
+            "staging tasks cannot call St8ge back at {public_url}: give --public-url, \
+             the URL they reach it at (e.g. https://cube-stager.cube-system.svc.cluster.local:8086)"
+        )));
+    }
     let shipped = match &config.buildpacks_dir {
         Some(dir) => Some(Shipped::new(dir)?),
         None => Shipped::find_default(),
@@ -133,4 +145,34 @@ pub async fn run(
     cube_runtime::serve_with(listener, router, service.shutdown.clone(), &service.access)
         .await
         .map_err(|e| Error::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_on(listen: &str, public_url: Option<&str>) -> Result<Api> {
+        let mut config = Config::new("http://127.0.0.1:9");
+        config.buildpacks_dir = Some(std::env::temp_dir());
+        config.public_url = public_url.map(|u| Url::parse(u).unwrap());
+        let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+        api(&config, listen.parse().unwrap(), metrics)
+    }
+
+    #[test]
+    fn any_address_is_no_callback_url_for_staging_tasks() {
+        for listen in ["0.0.0.0:8086", "[::]:8086"] {
+            let Err(error) = api_on(listen, None) else {
+                panic!("{listen} accepted as the URL tasks call back");
+            };
+            assert!(error.to_string().contains("--public-url"), "{error}");
+        }
+        let api = api_on("0.0.0.0:8086", Some("https://st8ge.example:8086")).unwrap();
+        assert_eq!(
+            api.recipe.public_url.as_str(),
+            "https://st8ge.example:8086/"
+        );
+        let api = api_on("127.0.0.1:8086", None).unwrap();
+        assert_eq!(api.recipe.public_url.as_str(), "http://127.0.0.1:8086/");
+    }
 }
