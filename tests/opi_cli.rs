@@ -202,6 +202,39 @@ fn a_bad_config_file_is_named() {
 }
 
 #[test]
+fn routing_flags_without_kubernetes_are_refused_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    for (args, named, hint) in [
+        (
+            vec!["up", "--data-dir", &data, "--routing", "ingress"],
+            "--routing",
+            "--kubeconfig",
+        ),
+        (
+            vec!["up", "--data-dir", &data, "--gateway-name", "gw"],
+            "--gateway-name",
+            "--kubeconfig",
+        ),
+        (
+            vec!["opi", "--backend", "memory", "--routing", "gateway"],
+            "--routing",
+            "--backend k8s",
+        ),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_cube"))
+            .args(&args)
+            .env_remove("CUBE_ROUTING")
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "cube {args:?} started");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named) && stderr.contains(hint), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
 fn every_subcommand_has_help() {
     for sub in [
         "up", "opi", "sink", "registry", "stager", "cc-sim", "push", "apps",

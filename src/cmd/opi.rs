@@ -222,6 +222,24 @@ pub struct RoutingArgs {
 }
 
 impl RoutingArgs {
+    /// An error naming the routing flags when any is given to a backend that
+    /// has no use for them (they would be silently ignored).
+    pub fn refuse_unless(&self, applies: bool, hint: &str) -> anyhow::Result<()> {
+        let given = [
+            ("--routing", self.routing.is_some()),
+            ("--ingress-class", self.ingress_class.is_some()),
+            ("--ingress-tls-secret", self.ingress_tls_secret.is_some()),
+            ("--gateway-name", self.gateway_name.is_some()),
+            ("--gateway-namespace", self.gateway_namespace.is_some()),
+        ];
+        match given.iter().find(|(_, set)| *set) {
+            Some((flag, _)) if !applies => {
+                anyhow::bail!("{flag} applies to the Kubernetes backend only: {hint}")
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// The backend's routing; `default` when --routing is not given.
     pub fn routing(&self, default: RoutingMode) -> anyhow::Result<opi_k8s::config::Routing> {
         use opi_k8s::config::Routing;
@@ -396,6 +414,10 @@ impl ReadyCheck for BackendReady {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    args.k8s.routing.refuse_unless(
+        matches!(args.backend, Backend::K8s),
+        "add --backend k8s (the local backend routes by Host header in `cube up`)",
+    )?;
     let access = args.access.server()?;
     let client = args.access.client()?;
     let mut local_shutdown = None;

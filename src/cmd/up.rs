@@ -114,6 +114,10 @@ fn url(listener: &tokio::net::TcpListener, tls: bool) -> anyhow::Result<String> 
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    args.routing.refuse_unless(
+        args.kubeconfig.is_some(),
+        "add --kubeconfig (locally, --router-listen routes by Host header)",
+    )?;
     let bound = Listeners {
         router: cube_runtime::bind(args.router_listen).await?,
         cc: cube_runtime::bind(args.cc_listen).await?,
