@@ -204,6 +204,43 @@ async fn a_server_error_mid_walk_fails_the_walk_after_retries() {
 }
 
 #[tokio::test]
+async fn an_endless_answer_is_refused_at_the_limit_not_buffered() {
+    // A bulk page that never ends (chunked, no Content-Length).
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let router = Router::new().route(
+        "/internal/bulk/apps",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                let chunk = bytes::Bytes::from(vec![b' '; 1 << 20]);
+                let stream =
+                    futures::StreamExt::map(futures::stream::repeat(chunk), move |chunk| {
+                        counter.fetch_add(chunk.len(), Ordering::SeqCst);
+                        Ok::<_, std::convert::Infallible>(chunk)
+                    });
+                axum::body::Body::from_stream(stream)
+            }
+        }),
+    );
+    let addr = serve(router).await;
+    let error = client(&format!("http://{addr}"))
+        .fingerprints(1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, Error::Decode { message, .. } if message.contains("limit")),
+        "{error}"
+    );
+    // Read once (not retried), and not much past the limit.
+    let sent = sent.load(Ordering::SeqCst) as u64;
+    assert!(
+        sent < cc::client::MAX_JSON_ANSWER + (16 << 20),
+        "{sent} bytes sent"
+    );
+}
+
+#[tokio::test]
 async fn a_transient_server_error_is_retried_away() {
     let (addr, calls) = broken_cc(StatusCode::SERVICE_UNAVAILABLE, 1).await;
     let fingerprints = client(&format!("http://{addr}"))

@@ -33,6 +33,23 @@ pub const DEFAULT_USER: &str = "internal_user";
 /// Default password for CC's internal API (and the simulator's).
 pub const DEFAULT_PASSWORD: &str = "internal_password";
 
+/// The largest JSON answer read from CC (a bulk page of 5,000 apps is a few
+/// MiB); a larger one is refused, not buffered.
+pub const MAX_JSON_ANSWER: u64 = 64 * 1024 * 1024;
+
+/// The most of an error answer's body kept to describe it.
+const MAX_ERROR_BODY: u64 = 64 * 1024;
+
+/// What one try got back.
+enum Answer {
+    /// A 2xx answer's body.
+    Body(Bytes),
+    /// Another status, with (the start of) its body.
+    Status(StatusCode, String),
+    /// A 2xx answer whose body is over the limit.
+    TooLarge(u64),
+}
+
 /// How to reach CC.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -242,7 +259,7 @@ impl Client {
         completion: &StagingCompletion,
     ) -> Result<()> {
         let url = urls::parse(completion_callback)?;
-        self.send(Method::POST, url, json_body(completion)?)
+        self.send(Method::POST, url, json_body(completion)?, MAX_JSON_ANSWER)
             .await
             .map(drop)
     }
@@ -251,7 +268,7 @@ impl Client {
     pub async fn app_crashed(&self, process_guid: &ProcessGuid, crash: &AppCrashed) -> Result<()> {
         let path = format!("/internal/v4/apps/{process_guid}/crashed");
         let url = urls::join(&self.base, &path);
-        self.send(Method::POST, url, json_body(crash)?)
+        self.send(Method::POST, url, json_body(crash)?, MAX_JSON_ANSWER)
             .await
             .map(drop)
     }
@@ -263,7 +280,7 @@ impl Client {
         completed: &TaskCompleted,
     ) -> Result<()> {
         let url = urls::parse(completion_callback)?;
-        self.send(Method::POST, url, json_body(completed)?)
+        self.send(Method::POST, url, json_body(completed)?, MAX_JSON_ANSWER)
             .await
             .map(drop)
     }
@@ -315,7 +332,7 @@ impl Client {
     /// `app_bits_download_uri`).
     pub async fn download(&self, uri: &str) -> Result<Bytes> {
         let url = urls::parse(uri)?;
-        self.send(Method::GET, url, Body::None).await
+        self.send(Method::GET, url, Body::None, u64::MAX).await
     }
 
     async fn json<T: DeserializeOwned>(
@@ -325,7 +342,9 @@ impl Client {
         body: Body<'_>,
     ) -> Result<T> {
         let shown = urls::redact(&url);
-        let bytes = self.send(method.clone(), url, body).await?;
+        let bytes = self
+            .send(method.clone(), url, body, MAX_JSON_ANSWER)
+            .await?;
         // Name the field a bad answer breaks (`[3].num_instances: …`).
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         serde_path_to_error::deserialize(&mut deserializer).map_err(|e| Error::Decode {
@@ -338,14 +357,27 @@ impl Client {
         })
     }
 
-    /// Sends with retries; returns the body of a 2xx answer.
-    async fn send(&self, method: Method, url: Url, body: Body<'_>) -> Result<Bytes> {
+    /// Sends with retries; returns the body of a 2xx answer, refusing one
+    /// over `limit` bytes.
+    async fn send(&self, method: Method, url: Url, body: Body<'_>, limit: u64) -> Result<Bytes> {
         let shown = urls::redact(&url);
         let mut attempt = 1;
         loop {
-            let (outcome, error) = match self.try_once(method.clone(), url.clone(), &body).await {
-                Ok(Ok(bytes)) => return Ok(bytes),
-                Ok(Err((status, text))) => (
+            let tried = self
+                .try_once(method.clone(), url.clone(), &body, limit)
+                .await;
+            let (outcome, error) = match tried {
+                Ok(Answer::Body(bytes)) => return Ok(bytes),
+                Ok(Answer::TooLarge(size)) => {
+                    return Err(Error::Decode {
+                        method: method.to_string(),
+                        url: shown,
+                        message: format!(
+                            "answer of {size} bytes or more, over the {limit}-byte limit"
+                        ),
+                    });
+                }
+                Ok(Answer::Status(status, text)) => (
                     Outcome::Status(status.as_u16()),
                     Error::Status {
                         method: method.to_string(),
@@ -374,14 +406,16 @@ impl Client {
         }
     }
 
-    /// One try: `Ok(Ok(body))` on 2xx, `Ok(Err((status, body)))` on another
-    /// status, `Err` when there was no answer.
+    /// One try; `Err` when there was no answer. Bodies are read up to
+    /// `limit` bytes (2xx) or [`MAX_ERROR_BODY`] (other statuses), never
+    /// further.
     async fn try_once(
         &self,
         method: Method,
         url: Url,
         body: &Body<'_>,
-    ) -> std::result::Result<std::result::Result<Bytes, (StatusCode, String)>, reqwest::Error> {
+        limit: u64,
+    ) -> std::result::Result<Answer, reqwest::Error> {
         let has_userinfo = !url.username().is_empty();
         let mut request = self.http.request(method, url);
         if !has_userinfo && let Some(user) = &self.username {
@@ -399,14 +433,36 @@ impl Client {
                 request.multipart(reqwest::multipart::Form::new().part("upload[droplet]", part))
             }
         };
-        let response = request.send().await?;
+        let mut response = request.send().await?;
         let status = response.status();
-        let bytes = response.bytes().await?;
-        if status.is_success() {
-            Ok(Ok(bytes))
+        let cap = if status.is_success() {
+            limit
         } else {
-            Ok(Err((status, String::from_utf8_lossy(&bytes).into_owned())))
+            MAX_ERROR_BODY
+        };
+        if let Some(length) = response.content_length().filter(|l| *l > cap)
+            && status.is_success()
+        {
+            return Ok(Answer::TooLarge(length));
         }
+        let mut bytes = bytes::BytesMut::new();
+        while let Some(chunk) = response.chunk().await? {
+            let room = cap.saturating_sub(bytes.len() as u64);
+            if chunk.len() as u64 > room {
+                if status.is_success() {
+                    return Ok(Answer::TooLarge(bytes.len() as u64 + chunk.len() as u64));
+                }
+                // Enough of an error body to describe it.
+                bytes.extend_from_slice(&chunk[..room as usize]);
+                break;
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(if status.is_success() {
+            Answer::Body(bytes.freeze())
+        } else {
+            Answer::Status(status, String::from_utf8_lossy(&bytes).into_owned())
+        })
     }
 }
 

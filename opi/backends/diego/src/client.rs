@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use prost::Message;
 use reqwest::Url;
 
@@ -139,10 +140,7 @@ impl BbsClient {
         let response = self
             .post(path, request.encode_to_vec(), Some(REQUEST_TIMEOUT))
             .await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| DiegoError::Unreachable(format!("POST {path}: {}", error_chain(&e))))?;
+        let body = read_body(response, path).await?;
         let reply = Resp::decode(body).map_err(|e| DiegoError::Decode(format!("{path}: {e}")))?;
         match reply.error() {
             Some(error) => Err(DiegoError::Bbs {
@@ -159,10 +157,7 @@ impl BbsClient {
         let response = self
             .post("/v1/ping", Vec::new(), Some(REQUEST_TIMEOUT))
             .await?;
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| DiegoError::Unreachable(error_chain(&e)))?;
+        let body = read_body(response, "/v1/ping").await?;
         let ping = proto::PingResponse::decode(body)
             .map_err(|e| DiegoError::Decode(format!("/v1/ping: {e}")))?;
         Ok(ping.available)
@@ -330,4 +325,31 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// The largest BBS answer read (all actual LRPs of a large foundation are
+/// tens of MiB); a larger one is refused, not buffered.
+pub const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+
+/// The body of a BBS answer to `path`, up to [`MAX_ANSWER_BYTES`].
+async fn read_body(mut response: reqwest::Response, path: &str) -> Result<Bytes, DiegoError> {
+    let too_large = || DiegoError::Decode(format!("{path}: answer over {MAX_ANSWER_BYTES} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| DiegoError::Unreachable(format!("POST {path}: {}", error_chain(&e))))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }

@@ -28,21 +28,39 @@ pub struct Frame {
     pub data: String,
 }
 
+/// The largest line or frame the parser keeps (a BBS event is a few KiB);
+/// past it the parser is [`SseParser::oversized`] and the stream ends.
+pub const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
 /// An incremental SSE parser (the subset BBS uses: `id`, `event`, `data`,
 /// comments; LF or CRLF line ends).
 #[derive(Debug, Default)]
 pub struct SseParser {
     buffer: Vec<u8>,
+    /// Bytes of `buffer` known to hold no line end.
+    scanned: usize,
     frame: Frame,
     has_data: bool,
+    oversized: bool,
 }
 
 impl SseParser {
+    /// Whether a line or frame went over [`MAX_FRAME_BYTES`]: what was
+    /// pending is dropped and nothing more is parsed.
+    pub fn oversized(&self) -> bool {
+        self.oversized
+    }
+
     /// Feeds `chunk`, returning the frames it completes.
     pub fn feed(&mut self, chunk: &[u8]) -> Vec<Frame> {
+        if self.oversized {
+            return Vec::new();
+        }
         self.buffer.extend_from_slice(chunk);
         let mut frames = Vec::new();
-        while let Some(end) = self.buffer.iter().position(|b| *b == b'\n') {
+        while let Some(offset) = self.buffer[self.scanned..].iter().position(|b| *b == b'\n') {
+            let end = self.scanned + offset;
+            self.scanned = 0;
             let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
             line.pop();
             if line.last() == Some(&b'\r') {
@@ -75,6 +93,12 @@ impl SseParser {
                 }
                 _ => {}
             }
+        }
+        self.scanned = self.buffer.len();
+        if self.buffer.len() > MAX_FRAME_BYTES || self.frame.data.len() > MAX_FRAME_BYTES {
+            self.oversized = true;
+            self.buffer = Vec::new();
+            self.frame = Frame::default();
         }
         frames
     }
@@ -140,15 +164,23 @@ pub fn stream(response: reqwest::Response) -> BoxStream<'static, Result<BbsEvent
         ),
         |(mut body, mut parser, mut ready, mut done)| async move {
             loop {
-                if let Some(frame) = ready.pop_front() {
-                    let event = BbsEvent::decode(&frame);
+                if let Some(event) = ready.pop_front() {
                     return Some((event, (body, parser, ready, done)));
                 }
                 if done {
                     return None;
                 }
                 match body.next().await {
-                    Some(Ok(chunk)) => ready.extend(parser.feed(&chunk)),
+                    Some(Ok(chunk)) => {
+                        ready.extend(parser.feed(&chunk).iter().map(BbsEvent::decode));
+                        if parser.oversized() {
+                            // The events before it still count; then the error.
+                            done = true;
+                            ready.push_back(Err(DiegoError::Decode(format!(
+                                "event stream: an event over {MAX_FRAME_BYTES} bytes"
+                            ))));
+                        }
+                    }
                     Some(Err(e)) => {
                         done = true;
                         let error = DiegoError::Unreachable(format!("event stream broke: {e}"));
@@ -166,6 +198,22 @@ pub fn stream(response: reqwest::Response) -> BoxStream<'static, Result<BbsEvent
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_endless_line_stops_the_parser_at_the_limit() {
+        let mut parser = SseParser::default();
+        let frames = parser.feed(b"id: 0\nevent: task_changed\ndata: AAEC\n\n");
+        assert_eq!(frames.len(), 1);
+        let chunk = vec![b'a'; 1 << 20];
+        let mut fed = 0;
+        while !parser.oversized() {
+            assert!(parser.feed(&chunk).is_empty());
+            fed += chunk.len();
+            assert!(fed <= MAX_FRAME_BYTES + chunk.len(), "never stopped");
+        }
+        assert!(parser.buffer.capacity() == 0, "the pending line was kept");
+        assert!(parser.feed(b"\n\nid: 1\nevent: x\n\n").is_empty());
+    }
 
     #[test]
     fn parses_bbs_frames_split_anywhere() {

@@ -307,3 +307,30 @@ fn the_backend_answers_malformed_bbs_replies_with_errors() {
         })
     });
 }
+
+#[tokio::test]
+async fn an_answer_over_the_limit_is_refused_unread() {
+    // A "BBS" that announces more than the client accepts, then stalls.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = socket.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: {}\r\n\r\n",
+                    opi_diego::client::MAX_ANSWER_BYTES + 1
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
+            });
+        }
+    });
+    let client = BbsClient::new(url.parse().unwrap(), None).unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(10), client.tasks("cf-tasks"))
+        .await
+        .expect("refused at once, not read")
+        .unwrap_err();
+    assert!(error.to_string().contains("bytes"), "{error}");
+}
