@@ -10,9 +10,11 @@
 //!   in-flight requests; [`serve_with`] serves HTTPS when configured.
 //! - [`access`]: TLS, client certificates and bearer tokens for every API,
 //!   configured once ([`access::AccessArgs`]).
+//! - [`body`]: reading an answer from another system no further than a limit.
 
 pub mod access;
 pub mod admin;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod shutdown;

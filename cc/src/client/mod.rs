@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::Bytes;
+use cube_runtime::body::{Limited, read_limited};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -433,35 +434,18 @@ impl Client {
                 request.multipart(reqwest::multipart::Form::new().part("upload[droplet]", part))
             }
         };
-        let mut response = request.send().await?;
+        let response = request.send().await?;
         let status = response.status();
-        let cap = if status.is_success() {
-            limit
-        } else {
-            MAX_ERROR_BODY
-        };
-        if let Some(length) = response.content_length().filter(|l| *l > cap)
-            && status.is_success()
-        {
-            return Ok(Answer::TooLarge(length));
-        }
-        let mut bytes = bytes::BytesMut::new();
-        while let Some(chunk) = response.chunk().await? {
-            let room = cap.saturating_sub(bytes.len() as u64);
-            if chunk.len() as u64 > room {
-                if status.is_success() {
-                    return Ok(Answer::TooLarge(bytes.len() as u64 + chunk.len() as u64));
-                }
-                // Enough of an error body to describe it.
-                bytes.extend_from_slice(&chunk[..room as usize]);
-                break;
-            }
-            bytes.extend_from_slice(&chunk);
-        }
         Ok(if status.is_success() {
-            Answer::Body(bytes.freeze())
+            match read_limited(response, limit, false).await? {
+                Limited::Whole(body) => Answer::Body(body),
+                Limited::Over { size, .. } => Answer::TooLarge(size),
+            }
         } else {
-            Answer::Status(status, String::from_utf8_lossy(&bytes).into_owned())
+            // Enough of an error body to describe it.
+            let (Limited::Whole(head) | Limited::Over { head, .. }) =
+                read_limited(response, MAX_ERROR_BODY, true).await?;
+            Answer::Status(status, String::from_utf8_lossy(&head).into_owned())
         })
     }
 }

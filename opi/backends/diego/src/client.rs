@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use cube_runtime::body::{Limited, read_limited};
 use prost::Message;
 use reqwest::Url;
 
@@ -332,24 +333,14 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 pub const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
 
 /// The body of a BBS answer to `path`, up to [`MAX_ANSWER_BYTES`].
-async fn read_body(mut response: reqwest::Response, path: &str) -> Result<Bytes, DiegoError> {
-    let too_large = || DiegoError::Decode(format!("{path}: answer over {MAX_ANSWER_BYTES} bytes"));
-    if response
-        .content_length()
-        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
-    {
-        return Err(too_large());
-    }
-    let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = response
-        .chunk()
+async fn read_body(response: reqwest::Response, path: &str) -> Result<Bytes, DiegoError> {
+    match read_limited(response, MAX_ANSWER_BYTES as u64, false)
         .await
         .map_err(|e| DiegoError::Unreachable(format!("POST {path}: {}", error_chain(&e))))?
     {
-        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
+        Limited::Whole(body) => Ok(body),
+        Limited::Over { .. } => Err(DiegoError::Decode(format!(
+            "{path}: answer over {MAX_ANSWER_BYTES} bytes"
+        ))),
     }
-    Ok(body.freeze())
 }
