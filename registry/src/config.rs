@@ -33,6 +33,12 @@ pub struct Config {
     /// Bytes of hot blobs kept in memory (0: none); blobs up to half of it
     /// are kept.
     pub blob_cache_bytes: u64,
+    /// Answer a cross-repository mount without `from` (`?mount=<digest>`
+    /// alone) by mounting the blob from any repository that holds it (201),
+    /// as the distribution spec allows; off: such a request starts an
+    /// ordinary upload (202). Every credential reaches every repository here,
+    /// so mounting reveals nothing a client could not pull anyway.
+    pub automatic_crossmount: bool,
 }
 
 impl Config {
@@ -48,6 +54,7 @@ impl Config {
             droplet_limits: Limits::default(),
             max_blob_bytes: 16 << 30,
             blob_cache_bytes: DEFAULT_BLOB_CACHE_BYTES,
+            automatic_crossmount: false,
         }
     }
 }

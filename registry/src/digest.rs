@@ -33,6 +33,16 @@ impl Digest {
     pub fn hex(&self) -> &str {
         &self.hex
     }
+
+    /// Parses a digest a client asks for (GET, HEAD, DELETE of a blob): one that
+    /// cannot be valid names no blob, so it is `BLOB_UNKNOWN` (404), with the
+    /// reason. Only an upload with such a digest is a client error
+    /// (`DIGEST_INVALID`).
+    pub fn lookup(text: &str) -> Result<Self, Error> {
+        text.parse().map_err(|e: Error| {
+            Error::BlobUnknown(format!("{text:?} names no blob: {}", e.detail()))
+        })
+    }
 }
 
 impl fmt::Display for Digest {

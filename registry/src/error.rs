@@ -106,6 +106,35 @@ impl Error {
         }
     }
 
+    /// What exactly is wrong: the text the variant carries (empty for
+    /// [`Error::Unauthorized`]). Sent as the OCI error's `detail`.
+    pub fn detail(&self) -> &str {
+        match self {
+            Self::Unauthorized => "",
+            Self::BlobUnknown(d)
+            | Self::UploadUnknown(d)
+            | Self::UploadInvalid(d)
+            | Self::UploadRange(d)
+            | Self::DigestInvalid(d)
+            | Self::ManifestBlobUnknown(d)
+            | Self::ManifestInvalid(d)
+            | Self::ReferenceInvalid(d)
+            | Self::ManifestUnknown(d)
+            | Self::NameInvalid(d)
+            | Self::NameUnknown(d)
+            | Self::TooLarge(d)
+            | Self::SizeInvalid(d)
+            | Self::PaginationInvalid(d)
+            | Self::RangeInvalid(d)
+            | Self::DropletInvalid(d)
+            | Self::Denied(d)
+            | Self::Unsupported(d)
+            | Self::Upstream(d)
+            | Self::Config(d)
+            | Self::Storage(d) => d,
+        }
+    }
+
     /// Wraps an I/O error of the blob store.
     pub fn storage(context: impl std::fmt::Display, error: impl std::fmt::Display) -> Self {
         Self::Storage(format!("{context}: {error}"))
@@ -123,8 +152,12 @@ impl IntoResponse for Error {
         } else {
             tracing::debug!(error = %self, "request refused");
         }
+        let detail = match self.detail() {
+            "" => serde_json::Value::Null,
+            text => serde_json::Value::from(text),
+        };
         let body = serde_json::json!({
-            "errors": [{ "code": code, "message": self.to_string(), "detail": null }]
+            "errors": [{ "code": code, "message": self.to_string(), "detail": detail }]
         });
         let mut response = (status, axum::Json(body)).into_response();
         if matches!(self, Self::Unauthorized) {

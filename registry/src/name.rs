@@ -125,6 +125,16 @@ impl Reference {
             Ok(Self::Tag(Tag::parse(text)?))
         }
     }
+
+    /// Parses a reference a client asks for (GET, HEAD, DELETE): one that cannot
+    /// be valid names no manifest, so it is `MANIFEST_UNKNOWN` (404), with the
+    /// reason, as the distribution spec's conformance suite and clients expect.
+    /// Only a push of such a reference is a client error (`MANIFEST_INVALID`).
+    pub fn lookup(text: &str) -> Result<Self, Error> {
+        Self::parse(text).map_err(|e| {
+            Error::ManifestUnknown(format!("{text:?} names no manifest: {}", e.detail()))
+        })
+    }
 }
 
 impl fmt::Display for Reference {

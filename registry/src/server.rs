@@ -61,6 +61,7 @@ pub async fn state_with(
         auth,
         importer,
         metrics: Metrics::new(metrics)?,
+        automatic_crossmount: config.automatic_crossmount,
     }))
 }
 

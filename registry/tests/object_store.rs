@@ -17,6 +17,7 @@ async fn push_and_pull_through_object_store() {
     let backend = Arc::new(ObjectBackend::new(memory, "registry"));
     let store = Arc::new(Store::open(dir.path(), backend, 1 << 30).await.unwrap());
     let state = Arc::new(registry::api::AppState {
+        automatic_crossmount: false,
         store: store.clone(),
         auth: registry::auth::Auth::disabled(),
         importer: registry::image::Importer::new(

@@ -492,9 +492,6 @@ async fn invalid_names_references_and_digests_are_named() {
     let (_dir, router, _) = fresh().await;
     let cases = [
         ("/v2/Upper/manifests/latest", "NAME_INVALID"),
-        ("/v2/a/manifests/-bad-tag", "MANIFEST_INVALID"),
-        ("/v2/a/manifests/sha256:1234", "DIGEST_INVALID"),
-        ("/v2/a/blobs/md5:abc", "DIGEST_INVALID"),
         ("/v2/a/manifests/latest", "MANIFEST_UNKNOWN"),
         (
             &format!("/v2/a/blobs/{}", Digest::of(b"none")),
@@ -527,6 +524,153 @@ async fn invalid_names_references_and_digests_are_named() {
     )
     .await;
     assert_eq!(reply.code(), "MANIFEST_INVALID");
+}
+
+/// A reference or digest that cannot be valid names nothing: reading or
+/// deleting it is 404 (what the distribution-spec conformance suite and
+/// clients expect, with the reason in `detail`); only pushing it is a 400.
+#[tokio::test]
+async fn references_that_cannot_exist_are_unknown_but_cannot_be_pushed() {
+    let (_dir, router, _) = fresh().await;
+    let lookups = [
+        ("/v2/a/manifests/.INVALID_MANIFEST_NAME", "MANIFEST_UNKNOWN"),
+        ("/v2/a/manifests/-bad-tag", "MANIFEST_UNKNOWN"),
+        ("/v2/a/manifests/sha256:1234", "MANIFEST_UNKNOWN"),
+        ("/v2/a/blobs/md5:abc", "BLOB_UNKNOWN"),
+        ("/v2/a/blobs/sha256:XYZ", "BLOB_UNKNOWN"),
+    ];
+    for (uri, code) in lookups {
+        for method in [Method::GET, Method::DELETE] {
+            let reply = send(&router, method.clone(), uri, &[], Body::empty()).await;
+            assert_eq!(
+                (reply.status, reply.code().as_str()),
+                (StatusCode::NOT_FOUND, code),
+                "{method} {uri}"
+            );
+            let detail = reply.json()["errors"][0]["detail"].clone();
+            assert!(
+                detail.as_str().is_some_and(|d| d.contains("names no")),
+                "{method} {uri}: detail says why: {detail}"
+            );
+        }
+        let head = send(&router, Method::HEAD, uri, &[], Body::empty()).await;
+        assert_eq!(head.status, StatusCode::NOT_FOUND, "HEAD {uri}");
+    }
+    let manifest = image_manifest(b"{}", &[]);
+    push_blob(&router, "a", b"{}").await;
+    let put = send(
+        &router,
+        Method::PUT,
+        "/v2/a/manifests/.INVALID_MANIFEST_NAME",
+        &[("content-type", OCI_MANIFEST)],
+        manifest,
+    )
+    .await;
+    assert_eq!(
+        (put.status, put.code().as_str()),
+        (StatusCode::BAD_REQUEST, "MANIFEST_INVALID")
+    );
+    let upload = send(
+        &router,
+        Method::POST,
+        "/v2/a/blobs/uploads/?digest=md5:abc",
+        &[],
+        b"data".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (upload.status, upload.code().as_str()),
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+    );
+    let mount = send(
+        &router,
+        Method::POST,
+        "/v2/a/blobs/uploads/?mount=sha256:XYZ&from=b",
+        &[],
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(
+        (mount.status, mount.code().as_str()),
+        (StatusCode::BAD_REQUEST, "DIGEST_INVALID")
+    );
+}
+
+/// `?mount=` without `from`: an ordinary upload in the target repository
+/// (202) by default; with automatic cross-mounting, a mount from wherever the
+/// registry holds the blob (201), and still an upload for an unknown blob.
+#[tokio::test]
+async fn mount_without_from_is_an_upload_unless_automatic() {
+    for automatic in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::new(dir.path());
+        config.automatic_crossmount = automatic;
+        let (router, _) = registry(config).await;
+        let digest = push_blob(&router, "source", b"shared layer").await;
+        let mount = |digest: Digest| {
+            let router = router.clone();
+            async move {
+                send(
+                    &router,
+                    Method::POST,
+                    &format!("/v2/target/blobs/uploads/?mount={digest}"),
+                    &[],
+                    Body::empty(),
+                )
+                .await
+            }
+        };
+        let reply = mount(digest.clone()).await;
+        if automatic {
+            assert_eq!(reply.status, StatusCode::CREATED);
+            assert_eq!(
+                reply.header("location"),
+                format!("/v2/target/blobs/{digest}")
+            );
+            let blob = get(&router, &format!("/v2/target/blobs/{digest}")).await;
+            assert_eq!(blob.body.as_ref(), b"shared layer");
+        } else {
+            assert_eq!(reply.status, StatusCode::ACCEPTED);
+            assert!(
+                reply
+                    .header("location")
+                    .starts_with("/v2/target/blobs/uploads/")
+            );
+            let blob = get(&router, &format!("/v2/target/blobs/{digest}")).await;
+            assert_eq!(blob.code(), "BLOB_UNKNOWN", "nothing was mounted");
+        }
+        let unknown = mount(Digest::of(b"nowhere")).await;
+        assert_eq!(
+            unknown.status,
+            StatusCode::ACCEPTED,
+            "automatic: {automatic}"
+        );
+        assert!(
+            unknown
+                .header("location")
+                .starts_with("/v2/target/blobs/uploads/")
+        );
+    }
+}
+
+/// Referrers of a digest nothing refers to (or that is not even stored): an
+/// empty OCI index, 200.
+#[tokio::test]
+async fn referrers_of_an_unknown_subject_are_an_empty_index() {
+    let (_dir, router, _) = fresh().await;
+    let reply = get(
+        &router,
+        &format!("/v2/app/referrers/{}", Digest::of(b"none")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let index = reply.json();
+    assert_eq!(index["schemaVersion"], 2);
+    assert_eq!(index["manifests"], serde_json::json!([]));
+    assert_eq!(
+        reply.header("content-type"),
+        "application/vnd.oci.image.index.v1+json"
+    );
 }
 
 #[tokio::test]

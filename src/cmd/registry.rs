@@ -74,6 +74,11 @@ pub struct Args {
     /// served from memory.
     #[arg(long, default_value_t = registry::config::DEFAULT_BLOB_CACHE_BYTES)]
     blob_cache_bytes: u64,
+
+    /// Mount a blob pushed with `?mount=<digest>` and no `from` from any
+    /// repository that holds it (201) instead of starting an upload (202).
+    #[arg(long)]
+    automatic_crossmount: bool,
 }
 
 /// Where the registry keeps its data.
@@ -152,6 +157,7 @@ fn config(args: &Args) -> registry::Config {
     };
     config.max_blob_bytes = args.max_blob_bytes;
     config.blob_cache_bytes = args.blob_cache_bytes;
+    config.automatic_crossmount = args.automatic_crossmount;
     config
 }
 

@@ -15,7 +15,7 @@ pub(super) async fn get(
     headers: &HeaderMap,
     head: bool,
 ) -> Result<Response, Error> {
-    let digest: Digest = digest.parse()?;
+    let digest = Digest::lookup(digest)?;
     let size = state
         .store
         .blob_size(name, &digest)
@@ -58,7 +58,7 @@ pub(super) async fn get(
 }
 
 pub(super) async fn delete(state: &Shared, name: &Name, digest: &str) -> Result<Response, Error> {
-    let digest: Digest = digest.parse()?;
+    let digest = Digest::lookup(digest)?;
     if !state.store.unlink_blob(name, &digest).await? {
         return Err(Error::BlobUnknown(digest.to_string()));
     }

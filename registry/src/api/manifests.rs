@@ -22,7 +22,7 @@ pub(super) async fn get(
     reference: &str,
     head: bool,
 ) -> Result<Response, Error> {
-    let reference = Reference::parse(reference)?;
+    let reference = Reference::lookup(reference)?;
     let digest = resolve(state, name, &reference).await?;
     let (media_type, body) = state
         .store
@@ -109,7 +109,7 @@ pub(super) async fn delete(
     name: &Name,
     reference: &str,
 ) -> Result<Response, Error> {
-    let found = match Reference::parse(reference)? {
+    let found = match Reference::lookup(reference)? {
         Reference::Tag(tag) => state.store.delete_tag(name, &tag).await?,
         Reference::Digest(digest) => state.store.delete_manifest(name, &digest).await?,
     };

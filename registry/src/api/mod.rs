@@ -37,6 +37,9 @@ pub struct AppState {
     pub importer: Importer,
     /// Counters.
     pub metrics: Metrics,
+    /// Mount a blob named by `?mount=` without `from` from wherever the
+    /// registry holds it ([`crate::config::Config::automatic_crossmount`]).
+    pub automatic_crossmount: bool,
 }
 
 /// Shared state handle.

@@ -37,16 +37,26 @@ fn digest_param(query: &Query) -> Result<Digest, Error> {
         .parse()
 }
 
+/// Whether `digest` can be mounted: from the `from` repository when given,
+/// else from anywhere when automatic cross-mounting is on.
+async fn mountable(state: &Shared, digest: &Digest, from: Option<&str>) -> Result<bool, Error> {
+    let size = match from {
+        Some(from) => state.store.blob_size(&Name::parse(from)?, digest).await?,
+        None if state.automatic_crossmount => state.store.blob_size_global(digest).await?,
+        None => None,
+    };
+    Ok(size.is_some())
+}
+
 pub(super) async fn start(
     state: &Shared,
     name: &Name,
     query: &Query,
     body: Body,
 ) -> Result<Response, Error> {
-    if let (Some(mount), Some(from)) = (query.get("mount"), query.get("from")) {
+    if let Some(mount) = query.get("mount") {
         let digest: Digest = mount.parse()?;
-        let from = Name::parse(from)?;
-        if state.store.blob_size(&from, &digest).await?.is_some() {
+        if mountable(state, &digest, query.get("from")).await? {
             state.store.link_blob(name, &digest).await?;
             return created(name, &digest);
         }
