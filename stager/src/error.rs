@@ -105,12 +105,7 @@ impl From<opi::Error> for Error {
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let body = opi::model::wire::ErrorResponse {
-            error: opi::model::wire::ErrorBody {
-                code: self.code().to_owned(),
-                message: self.to_string(),
-            },
-        };
+        let body = opi::model::wire::ErrorResponse::new(self.code(), self.to_string());
         (self.status(), axum::Json(body)).into_response()
     }
 }

@@ -87,10 +87,7 @@ impl OpiClient {
             return Ok(response);
         }
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<ErrorResponse>(&text)
-            .map(|e| e.error.message)
-            .unwrap_or(text);
-        Err(Error::from_status(status, message))
+        Err(Error::from_status(status, error_message(text)))
     }
 
     async fn json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, Error> {
@@ -216,4 +213,19 @@ pub(crate) fn is_transient(status: StatusCode) -> bool {
     status.is_server_error()
         || status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
+}
+
+/// The message of an OPI error body: OPI's `{"error":{"message"}}`, the
+/// instances route's `{"error":"…"}` string, or else the text itself.
+fn error_message(text: String) -> String {
+    if let Ok(body) = serde_json::from_str::<ErrorResponse>(&text) {
+        return body.error.message;
+    }
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(body)) => match body.get("error") {
+            Some(serde_json::Value::String(message)) => message.clone(),
+            _ => text,
+        },
+        _ => text,
+    }
 }

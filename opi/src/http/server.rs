@@ -16,9 +16,8 @@ use serde::de::DeserializeOwned;
 use super::metrics::{ApiMetrics, track};
 use crate::model::validate::{self, Invalid};
 use crate::model::wire::{
-    DesireLrpRequest, DesiredLrpResponse, ErrorBody, ErrorResponse, InstanceBody,
-    InstancesResponse, SchedulingInfoBody, SchedulingInfosResponse, TaskRequest, TaskResponse,
-    UpdateLrpRequest,
+    DesireLrpRequest, DesiredLrpResponse, ErrorResponse, InstanceBody, InstancesResponse,
+    SchedulingInfoBody, SchedulingInfosResponse, TaskRequest, TaskResponse, UpdateLrpRequest,
 };
 use crate::model::{LrpId, validate::desired_lrp_body};
 use crate::{Error, Scheduler};
@@ -110,12 +109,7 @@ impl IntoResponse for Error {
         if status.is_server_error() {
             tracing::warn!(error = %self, "OPI request failed");
         }
-        let body = ErrorResponse {
-            error: ErrorBody {
-                code: self.code().to_owned(),
-                message: self.to_string(),
-            },
-        };
+        let body = ErrorResponse::new(self.code(), self.to_string());
         (status, Json(body)).into_response()
     }
 }
@@ -125,12 +119,7 @@ async fn not_found() -> Error {
 }
 
 async fn method_not_allowed() -> Response {
-    let body = ErrorResponse {
-        error: ErrorBody {
-            code: "MethodNotAllowed".into(),
-            message: "method not allowed on this route".into(),
-        },
-    };
+    let body = ErrorResponse::new("MethodNotAllowed", "method not allowed on this route");
     (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
 }
 
@@ -251,17 +240,26 @@ async fn get_lrp(
     }))
 }
 
+/// An LRP that is unknown or stopped answers 404 with Eirini's body,
+/// `{"process_guid","instances":[],"error":"… not found"}`: an Eirini-era CC
+/// (`instances_client.rb`) reads a stopped process's instances as none only
+/// when `error` is a string that includes `not found`.
 async fn instances(
     State(api): State<Api>,
     Params(params): Params<(String, String)>,
-) -> Result<Json<InstancesResponse>, Error> {
+) -> Result<Response, Error> {
     let id = lrp_id(params)?;
-    let instances = api.scheduler.instances(&id).await?;
-    Ok(Json(InstancesResponse {
+    let (status, instances, error) = match api.scheduler.instances(&id).await {
+        Ok(instances) => (StatusCode::OK, instances, None),
+        Err(e @ Error::NotFound(_)) => (StatusCode::NOT_FOUND, Vec::new(), Some(e.to_string())),
+        Err(other) => return Err(other),
+    };
+    let body = InstancesResponse {
         process_guid: id.process_guid(),
         instances: instances.iter().map(InstanceBody::from).collect(),
-        error: None,
-    }))
+        error,
+    };
+    Ok((status, Json(body)).into_response())
 }
 
 async fn stop(

@@ -583,11 +583,31 @@ pub struct Buildpack {
     pub skip_detect: bool,
 }
 
-/// The error body of every OPI error response.
+/// The error body of every OPI (and St8ge) error response:
+/// `{"error":{"code","message"},"message"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorResponse {
     /// The error.
     pub error: ErrorBody,
+    /// The same message again at the top level, where an Eirini-era CC reads
+    /// it (`task_client.rb`, `stager_client.rb`: `response_json.message`, shown
+    /// to the user as the RunnerError's reason). Eirini sent only this field.
+    #[serde(default)]
+    pub message: String,
+}
+
+impl ErrorResponse {
+    /// The body for an error with `code` saying `message`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        let message = message.into();
+        Self {
+            error: ErrorBody {
+                code: code.into(),
+                message: message.clone(),
+            },
+            message,
+        }
+    }
 }
 
 /// A machine-readable code and a human message naming the problem.

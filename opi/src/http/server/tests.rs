@@ -71,8 +71,16 @@ async fn call(
     (status, value)
 }
 
+/// The message of an error body, which carries it twice: nested, and at the
+/// top level where an Eirini-era CC reads it (`response_json.message`).
 fn error_message(body: &Value) -> &str {
-    body["error"]["message"].as_str().unwrap_or_default()
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert_eq!(
+        body["message"].as_str(),
+        Some(message),
+        "the top-level message CC reads: {body}"
+    );
+    message
 }
 
 async fn desire_fixture(f: &Fixture) {
@@ -165,6 +173,34 @@ async fn desire_list_get_instances_stop() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["error"]["code"], "NotFound");
+    assert_stopped_instances(&f, GUID).await;
+}
+
+/// What an Eirini-era CC (`instances_client.rb#lrp_instances`) reads for a
+/// stopped process: it parses the body whatever the status, and takes zero
+/// instances only when `error` is a string including `not found`; anything
+/// else raises NotRunningProcessError.
+async fn assert_stopped_instances(f: &Fixture, guid: &str) {
+    let (status, body) = call(
+        &f.router,
+        Method::GET,
+        &format!("/apps/{guid}/{VERSION}/instances"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(body["process_guid"], format!("{guid}-{VERSION}"));
+    assert_eq!(body["instances"], serde_json::json!([]));
+    let error = body["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("error must be a string: {body}"));
+    assert!(error.contains("not found"), "{body}");
+}
+
+#[tokio::test]
+async fn instances_of_an_unknown_lrp_say_not_found_as_eirini_did() {
+    let f = setup();
+    assert_stopped_instances(&f, "never-desired").await;
 }
 
 #[tokio::test]
@@ -304,7 +340,6 @@ async fn unknown_lrps_routes_and_methods() {
     let f = setup();
     for (method, uri) in [
         (Method::GET, format!("/apps/{GUID}/{VERSION}")),
-        (Method::GET, format!("/apps/{GUID}/{VERSION}/instances")),
         (Method::PUT, format!("/apps/{GUID}/{VERSION}/stop")),
         (Method::PUT, format!("/apps/{GUID}/{VERSION}/stop/0")),
         (Method::GET, "/tasks/nope".to_owned()),
@@ -314,6 +349,7 @@ async fn unknown_lrps_routes_and_methods() {
         let (status, body) = call(&f.router, method.clone(), &uri, None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {body}");
         assert_eq!(body["error"]["code"], "NotFound");
+        assert!(!error_message(&body).is_empty());
     }
     let (status, body) = call(
         &f.router,
