@@ -1,8 +1,9 @@
 //! The manifests in `deploy/` cannot drift from the code: every document
 //! parses into its k8s-openapi type; every container has probes on the admin
-//! port, limits and a locked-down security context; every Deployment's
-//! arguments and the ConfigMap's settings are accepted by the real `cube`
-//! binary; OPI's RBAC equals what the Kubernetes backend declares it needs.
+//! port, limits and a locked-down security context; every workload's
+//! (Deployment's or StatefulSet's) arguments and the ConfigMap's settings are
+//! accepted by the real `cube` binary; OPI's RBAC equals what the Kubernetes
+//! backend declares it needs.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,7 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::core::v1::{
     ConfigMap, Namespace, PersistentVolumeClaim, Secret, Service, ServiceAccount,
 };
@@ -70,6 +72,39 @@ impl Manifests {
             .map(|(f, v)| (f, v))
             .collect()
     }
+
+    /// Every Deployment and StatefulSet: name, selector labels, pod template.
+    fn workloads(&self) -> Vec<Workload> {
+        let deployments = self.of_kind("Deployment").into_iter().map(|(f, d)| {
+            let deployment: Deployment = typed(f, d);
+            let spec = deployment.spec.unwrap();
+            (
+                deployment.metadata.name.unwrap(),
+                spec.selector,
+                spec.template,
+            )
+        });
+        let stateful_sets = self.of_kind("StatefulSet").into_iter().map(|(f, d)| {
+            let set: StatefulSet = typed(f, d);
+            let spec = set.spec.unwrap();
+            (set.metadata.name.unwrap(), spec.selector, spec.template)
+        });
+        deployments
+            .chain(stateful_sets)
+            .map(|(name, selector, template)| Workload {
+                name,
+                labels: selector.match_labels.unwrap(),
+                template,
+            })
+            .collect()
+    }
+}
+
+/// A Deployment or StatefulSet.
+struct Workload {
+    name: String,
+    labels: BTreeMap<String, String>,
+    template: PodTemplateSpec,
 }
 
 fn check_kustomization(file: &Path, text: &str) {
@@ -136,6 +171,7 @@ fn every_document_parses_into_its_type() {
             "Role" => drop(typed::<Role>(file, doc)),
             "RoleBinding" => drop(typed::<RoleBinding>(file, doc)),
             "Deployment" => drop(typed::<Deployment>(file, doc)),
+            "StatefulSet" => drop(typed::<StatefulSet>(file, doc)),
             "Service" => drop(typed::<Service>(file, doc)),
             "PersistentVolumeClaim" => drop(typed::<PersistentVolumeClaim>(file, doc)),
             "NetworkPolicy" => drop(typed::<NetworkPolicy>(file, doc)),
@@ -147,21 +183,15 @@ fn every_document_parses_into_its_type() {
 #[test]
 fn every_container_is_probed_limited_and_locked_down() {
     let manifests = Manifests::load();
-    let deployments = manifests.of_kind("Deployment");
-    let names: BTreeSet<String> = deployments
-        .iter()
-        .map(|(f, d)| typed::<Deployment>(f, d).metadata.name.unwrap())
-        .collect();
+    let workloads = manifests.workloads();
+    let names: BTreeSet<String> = workloads.iter().map(|w| w.name.clone()).collect();
     assert_eq!(
         names,
         ["cube-opi", "cube-registry", "cube-sink", "cube-stager"]
             .map(String::from)
             .into()
     );
-    for (file, doc) in deployments {
-        let deployment: Deployment = typed(file, doc);
-        let name = deployment.metadata.name.clone().unwrap();
-        let template = deployment.spec.unwrap().template;
+    for Workload { name, template, .. } in workloads {
         let pod = template.spec.unwrap();
         let pod_security = pod.security_context.clone().unwrap_or_default();
         assert_eq!(pod_security.run_as_non_root, Some(true), "{name}");
@@ -248,9 +278,8 @@ fn deployment_arguments_and_config_are_accepted_by_cube() {
     let yaml = config.data.unwrap()["cube.yaml"].clone();
     let config_path = dir.path().join("cube.yaml");
     std::fs::write(&config_path, yaml).unwrap();
-    for (file, doc) in manifests.of_kind("Deployment") {
-        let deployment: Deployment = typed(file, doc);
-        let pod = deployment.spec.unwrap().template.spec.unwrap();
+    for workload in manifests.workloads() {
+        let pod = workload.template.spec.unwrap();
         let args: Vec<String> = pod.containers[0]
             .args
             .clone()
@@ -373,16 +402,9 @@ fn rbac_is_exactly_what_the_code_needs() {
 fn services_point_at_named_container_ports() {
     let manifests = Manifests::load();
     let mut ports = BTreeMap::new();
-    for (file, doc) in manifests.of_kind("Deployment") {
-        let deployment: Deployment = typed(file, doc);
-        let labels = deployment
-            .spec
-            .clone()
-            .unwrap()
-            .selector
-            .match_labels
-            .unwrap();
-        let pod = deployment.spec.unwrap().template.spec.unwrap();
+    for workload in manifests.workloads() {
+        let labels = workload.labels;
+        let pod = workload.template.spec.unwrap();
         let named: BTreeSet<String> = pod.containers[0]
             .ports
             .clone()

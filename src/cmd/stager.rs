@@ -36,9 +36,16 @@ pub struct Args {
     #[arg(long)]
     buildpacks_dir: Option<PathBuf>,
 
-    /// St8ge's URL as staging tasks reach it (default: http://<listen>).
+    /// St8ge's URL as staging tasks reach it (default: http://<listen>). With
+    /// several replicas, each replica's own URL (e.g. its pod's name behind a
+    /// headless Service): a staging task calls back the replica that desired it.
     #[arg(long)]
     public_url: Option<String>,
+
+    /// Every St8ge replica's URL (comma-separated, this one's --public-url
+    /// among them): a replica asks the others for logs of stagings they run.
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    peer: Vec<String>,
 
     /// The `cube` binary staging tasks run (default: this binary).
     #[arg(long)]
@@ -77,6 +84,11 @@ impl Args {
         }
         config.stager_image = self.stager_image.clone();
         config.staging_timeout = self.staging_timeout;
+        config.peers = self
+            .peer
+            .iter()
+            .map(|p| reqwest::Url::parse(p).with_context(|| format!("--peer {p:?}")))
+            .collect::<anyhow::Result<_>>()?;
         config.client = self.access.client()?;
         Ok(config)
     }

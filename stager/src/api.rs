@@ -93,6 +93,8 @@ pub struct Api {
     /// Cube's TLS settings for relaying completions to CC (its token is
     /// never sent to CC).
     pub cc_access: cube_runtime::access::ClientAccess,
+    /// The other St8ge replicas ([`crate::peers`]).
+    pub peers: crate::peers::Peers,
 }
 
 /// A path parameter; a path axum cannot decode (invalid UTF-8 escapes) is a
@@ -233,7 +235,9 @@ async fn stage(State(api): State<Arc<Api>>, Param(guid): Param, body: Bytes) -> 
         guid.clone(),
         request.completion_callback.clone(),
     );
-    api.deadlines.arm(&guid, api.recipe.staging_timeout, expiry);
+    let confirm = still_unfinished(api.clone(), guid.clone());
+    api.deadlines
+        .arm(&guid, api.recipe.staging_timeout, confirm, expiry);
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -376,6 +380,31 @@ async fn buildpack_zip(State(api): State<Arc<Api>>, Param(file): Param) -> Resul
 }
 
 mod logs;
+
+/// Whether the scheduler still runs `guid`'s staging task (pending or
+/// running) now that its deadline passed. A task that completed, or is gone,
+/// has had its outcome reported by its last step or by OPI's task callback,
+/// perhaps through another St8ge replica: a timeout now would contradict it.
+/// When OPI cannot say, the timeout is reported (and the task cancelled), as
+/// without this check.
+async fn still_unfinished(api: Arc<Api>, guid: String) -> bool {
+    match api.opi.get_task(&guid).await {
+        Ok(task) if task.state.eq_ignore_ascii_case("COMPLETED") => {
+            tracing::info!(staging_guid = %guid, failed = task.failed, "the staging task completed by its deadline; its outcome is reported by the task");
+            false
+        }
+        Ok(_) => true,
+        Err(opi::Error::NotFound(_)) => {
+            tracing::info!(staging_guid = %guid, "the staging task is gone by its deadline; its outcome was reported by the task");
+            false
+        }
+        Err(error) => {
+            tracing::warn!(staging_guid = %guid, %error, "cannot ask OPI about the timed-out staging task; reporting the timeout");
+            true
+        }
+    }
+}
+
 /// A staging's deadline passed before any outcome: tells CC
 /// `StagingTimeExpired` (once: [`Deadlines`] drops what follows) and cancels
 /// the task.

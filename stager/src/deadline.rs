@@ -8,9 +8,16 @@
 //! task or OPI report for that staging afterwards: CC hears of each staging
 //! exactly once.
 //!
-//! The deadlines live in St8ge's memory: a St8ge restart forgets them (the
-//! stagings still complete, just without a deadline), like CC's own
-//! staging timeout in Diego's stager.
+//! Before it reports, an expired deadline asks the scheduler (the `confirm`
+//! future of [`Deadlines::arm`]): a staging task that already completed, or is
+//! gone, had its outcome reported by the task or by OPI's callback, perhaps
+//! through another St8ge replica, so nothing is reported and the deadline
+//! is only disarmed. A completed staging is never reported failed.
+//!
+//! The deadlines live in the memory of the replica that desired the task
+//! (its staging task calls that replica back, see `Recipe::public_url`): a
+//! St8ge restart forgets them (the stagings still complete, just without a
+//! deadline), like CC's own staging timeout in Diego's stager.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -54,10 +61,13 @@ impl Deadlines {
     }
 
     /// Arms `guid`'s deadline: unless an outcome [settles](Self::settle) it
-    /// within `timeout`, `on_expiry` runs (once). Arming again replaces the
+    /// within `timeout`, `confirm` runs, and when it says the staging is still
+    /// unfinished (and no outcome arrived meanwhile) `on_expiry` runs (once);
+    /// otherwise the deadline is just disarmed. Arming again replaces the
     /// earlier deadline.
-    pub fn arm<F>(&self, guid: &str, timeout: Duration, on_expiry: F)
+    pub fn arm<C, F>(&self, guid: &str, timeout: Duration, confirm: C, on_expiry: F)
     where
+        C: Future<Output = bool> + Send + 'static,
         F: Future<Output = ()> + Send + 'static,
     {
         let deadlines = self.clone();
@@ -65,6 +75,10 @@ impl Deadlines {
         let mut inner = self.lock();
         let timer = tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
+            if !confirm.await {
+                deadlines.disarm(&key);
+                return;
+            }
             if deadlines.expire(&key) {
                 on_expiry.await;
             }
@@ -72,6 +86,12 @@ impl Deadlines {
         if let Some(earlier) = inner.armed.insert(guid.to_owned(), timer.abort_handle()) {
             earlier.abort();
         }
+    }
+
+    /// Forgets `guid`'s deadline without expiring it: its outcome is or was
+    /// reported by others.
+    fn disarm(&self, guid: &str) {
+        self.lock().armed.remove(guid);
     }
 
     /// The deadline of `guid` passed: whether it was still armed (then it is
@@ -132,11 +152,53 @@ mod tests {
         })
     }
 
+    fn confirmed() -> std::future::Ready<bool> {
+        std::future::ready(true)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_staging_the_scheduler_saw_finish_is_not_reported_expired() {
+        let deadlines = Deadlines::default();
+        let (fired, on_expiry) = counter();
+        deadlines.arm(
+            "g",
+            Duration::from_secs(60),
+            std::future::ready(false),
+            on_expiry(),
+        );
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        assert_eq!(fired.load(Ordering::SeqCst), 0);
+        assert_eq!(deadlines.armed(), 0, "disarmed");
+        // The outcome, reported late or by another replica, still goes out.
+        assert_eq!(deadlines.settle("g", false), Verdict::Report);
+        assert_eq!(deadlines.settle("g", true), Verdict::Report);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outcome_while_the_scheduler_is_asked_wins() {
+        let deadlines = Deadlines::default();
+        let (fired, on_expiry) = counter();
+        let (answer, asked) = tokio::sync::oneshot::channel::<bool>();
+        let confirm = async move { asked.await.unwrap_or(true) };
+        deadlines.arm("g", Duration::from_secs(60), confirm, on_expiry());
+        tokio::time::sleep(Duration::from_secs(61)).await;
+        // The step's success arrives while the scheduler still says running.
+        assert_eq!(deadlines.settle("g", false), Verdict::Report);
+        // Settling aborted the check; were it to answer, nothing would fire.
+        let _ = answer.send(true);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            0,
+            "success is never followed by a timeout"
+        );
+    }
+
     #[tokio::test(start_paused = true)]
     async fn an_outcome_in_time_disarms_the_deadline() {
         let deadlines = Deadlines::default();
         let (fired, on_expiry) = counter();
-        deadlines.arm("g", Duration::from_secs(60), on_expiry());
+        deadlines.arm("g", Duration::from_secs(60), confirmed(), on_expiry());
         assert_eq!(deadlines.armed(), 1);
         assert_eq!(deadlines.settle("g", false), Verdict::Report);
         tokio::time::sleep(Duration::from_secs(120)).await;
@@ -149,8 +211,8 @@ mod tests {
     async fn an_expired_deadline_fires_once_and_drops_later_outcomes() {
         let deadlines = Deadlines::default();
         let (fired, on_expiry) = counter();
-        deadlines.arm("g", Duration::from_secs(60), on_expiry());
-        deadlines.arm("other", Duration::from_secs(600), on_expiry());
+        deadlines.arm("g", Duration::from_secs(60), confirmed(), on_expiry());
+        deadlines.arm("other", Duration::from_secs(600), confirmed(), on_expiry());
         tokio::time::sleep(Duration::from_secs(61)).await;
         assert_eq!(fired.load(Ordering::SeqCst), 1);
         // The step's late report, then OPI's callback of the cancelled task.
@@ -167,8 +229,8 @@ mod tests {
     async fn arming_again_replaces_the_deadline() {
         let deadlines = Deadlines::default();
         let (fired, on_expiry) = counter();
-        deadlines.arm("g", Duration::from_secs(10), on_expiry());
-        deadlines.arm("g", Duration::from_secs(100), on_expiry());
+        deadlines.arm("g", Duration::from_secs(10), confirmed(), on_expiry());
+        deadlines.arm("g", Duration::from_secs(100), confirmed(), on_expiry());
         tokio::time::sleep(Duration::from_secs(50)).await;
         assert_eq!(fired.load(Ordering::SeqCst), 0);
         tokio::time::sleep(Duration::from_secs(51)).await;

@@ -32,3 +32,4 @@ pub mod step;
 
 pub use service::{Config, run};
 pub mod deadline;
+pub mod peers;

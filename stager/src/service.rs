@@ -41,6 +41,10 @@ pub struct Config {
     /// How St8ge reaches OPI; staging tasks get its token and CA (in their
     /// environment, which backends keep in Secrets) to report back.
     pub client: ClientAccess,
+    /// Every St8ge replica's URL (this one's `public_url` among them), asked
+    /// for the logs of stagings another replica runs ([`crate::peers`]).
+    /// Empty: one replica.
+    pub peers: Vec<Url>,
 }
 
 impl Config {
@@ -58,6 +62,7 @@ impl Config {
             stager_image: DEFAULT_STAGER_IMAGE.into(),
             staging_timeout: DEFAULT_STAGING_TIMEOUT,
             client: ClientAccess::default(),
+            peers: Vec::new(),
         }
     }
 }
@@ -93,7 +98,9 @@ pub fn api(config: &Config, listen: std::net::SocketAddr, metrics: Metrics) -> R
             tracing::warn!("no buildpacks directory found: stagings must name buildpacks with URLs")
         }
     }
+    let peers = crate::peers::Peers::new(&config.peers, &public_url, &config.client)?;
     Ok(Api {
+        peers,
         opi: OpiClient::with_access(&config.opi_url, &config.client)?,
         recipe: Recipe {
             cube_binary: config.cube_binary.clone(),

@@ -8,13 +8,14 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tokio::sync::watch;
 
 use super::Api;
 use crate::logs::Logs;
+use crate::peers::Peers;
 use crate::{Error, Result};
 
 /// How often a quiet follower re-checks that its log still exists (logs past
@@ -61,13 +62,21 @@ fn yes() -> bool {
 
 /// `GET /stage/{guid}/logs[?follow=false]`: the log from its start as
 /// chunked `text/plain`, following new lines until the staging completed.
+/// A staging another replica runs is streamed from that peer.
 pub(super) async fn read(
     State(api): State<Arc<Api>>,
     Path(guid): Path<String>,
     Query(query): Query<ReadQuery>,
+    headers: HeaderMap,
 ) -> Result<Response> {
     check_guid(&guid)?;
-    let changes = api.logs.subscribe(&guid).ok_or_else(|| unknown(&guid))?;
+    let Some(changes) = api.logs.subscribe(&guid) else {
+        if Peers::is_hop(&headers) {
+            return Err(unknown(&guid));
+        }
+        let answer = api.peers.staging_log(&guid, query.follow).await;
+        return answer.map(relay).ok_or_else(|| unknown(&guid));
+    };
     let follower = Follower {
         logs: api.logs.clone(),
         guid,
@@ -84,6 +93,15 @@ pub(super) async fn read(
         Body::from_stream(stream),
     )
         .into_response())
+}
+
+/// A peer's staging log, streamed on as it arrives.
+fn relay(answer: reqwest::Response) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        Body::from_stream(answer.bytes_stream()),
+    )
+        .into_response()
 }
 
 /// One reader of one staging log.

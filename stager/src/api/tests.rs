@@ -115,6 +115,7 @@ async fn harness_timing_out_after(staging_timeout: std::time::Duration) -> Harne
         deadlines: crate::deadline::Deadlines::default(),
         logs: crate::logs::Logs::default(),
         cc_access: cube_runtime::access::ClientAccess::default(),
+        peers: crate::peers::Peers::default(),
     };
     Harness {
         router: router(Arc::new(api)),
