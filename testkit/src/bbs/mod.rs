@@ -14,7 +14,14 @@
 //! instances start `RUNNING` at once (or stay `UNCLAIMED` with
 //! [`FakeBbs::set_placement_error`]), tasks start at once and complete when a
 //! test calls [`FakeBbs::complete_task`]; [`FakeBbs::crash`] is a cell
-//! reporting a crashed instance.
+//! reporting a crashed instance. A consumer resolves a completed task
+//! (`/v1/tasks/resolving`) and deletes it (`/v1/tasks/delete`), with the
+//! real BBS's state-transition errors.
+//!
+//! Faults: [`FakeBbs::set_unavailable`] (every route answers 503),
+//! [`FakeBbs::drop_event_streams`] (the open event streams end; events are
+//! not replayed), [`FakeBbs::hold`] (requests to a route wait until
+//! released, e.g. to complete a task while a client is listing).
 //!
 //! ```ignore
 //! let bbs = testkit::bbs::FakeBbs::start().await;
@@ -133,6 +140,25 @@ impl FakeBbs {
     /// While set, every route answers HTTP 503 (a BBS that lost its lock).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.shared.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// Ends every event stream open now, as a BBS restart or a broken
+    /// connection would; clients may subscribe again at once (refuse that
+    /// with [`FakeBbs::set_unavailable`]).
+    pub fn drop_event_streams(&self) {
+        self.shared.drop_event_streams();
+    }
+
+    /// Makes requests to the unary route `path` (e.g. `/v1/tasks/list.r3`)
+    /// wait, counted in [`FakeBbs::requests`] but not answered, until
+    /// [`FakeBbs::release`]. The answer reflects the state at release.
+    pub fn hold(&self, path: &str) {
+        self.shared.hold(path, true);
+    }
+
+    /// Lets the requests held by [`FakeBbs::hold`] on `path` be answered.
+    pub fn release(&self, path: &str) {
+        self.shared.hold(path, false);
     }
 
     /// A desired LRP as stored.

@@ -3,7 +3,7 @@
 //! `InvalidProtobufMessage`), and the two SSE event streams (`id`, `event`,
 //! base64 protobuf `data`) — served over plain HTTP or mutual TLS.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -18,7 +18,7 @@ use futures::StreamExt;
 use opi_diego::proto::{self, error::Type};
 use prost::Message;
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::state::{Event, State, Stream, error};
@@ -34,11 +34,16 @@ pub(crate) struct Shared {
     next_event_id: AtomicU64,
     pub(crate) unavailable: AtomicBool,
     requests: Mutex<BTreeMap<String, u64>>,
+    /// Routes whose requests wait (counted, not yet answered).
+    held: watch::Sender<BTreeSet<String>>,
+    /// Cancelled to end the event streams open now.
+    streams: Mutex<CancellationToken>,
     pub(crate) shutdown: CancellationToken,
 }
 
 impl Shared {
     pub(crate) fn new() -> Self {
+        let shutdown = CancellationToken::new();
         Self {
             state: Mutex::new(State::default()),
             lrp_events: broadcast::channel(1024).0,
@@ -46,7 +51,43 @@ impl Shared {
             next_event_id: AtomicU64::new(0),
             unavailable: AtomicBool::new(false),
             requests: Mutex::new(BTreeMap::new()),
-            shutdown: CancellationToken::new(),
+            held: watch::Sender::new(BTreeSet::new()),
+            streams: Mutex::new(shutdown.child_token()),
+            shutdown,
+        }
+    }
+
+    /// Ends every event stream open now; later subscriptions work.
+    pub(crate) fn drop_event_streams(&self) {
+        let mut streams = self.streams.lock().unwrap_or_else(|p| p.into_inner());
+        streams.cancel();
+        *streams = self.shutdown.child_token();
+    }
+
+    fn open_streams(&self) -> CancellationToken {
+        self.streams
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Makes requests to `path` wait (`true`) or lets them go on (`false`).
+    pub(crate) fn hold(&self, path: &str, held: bool) {
+        self.held.send_modify(|paths| {
+            if held {
+                paths.insert(path.to_owned());
+            } else {
+                paths.remove(path);
+            }
+        });
+    }
+
+    /// Waits while `path` is held (or until shutdown).
+    async fn until_released(&self, path: &str) {
+        let mut held = self.held.subscribe();
+        tokio::select! {
+            _ = held.wait_for(|paths| !paths.contains(path)) => {}
+            () = self.shutdown.cancelled() => {}
         }
     }
 
@@ -131,8 +172,9 @@ fn unavailable() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "fake BBS switched off").into_response()
 }
 
-/// Decodes `Req`, runs `op` and answers `Resp` (with the error, if any).
-fn unary<Req, Resp>(
+/// Decodes `Req`, runs `op` and answers `Resp` (with the error, if any);
+/// counted at once, answered once `path` is not held.
+async fn unary<Req, Resp>(
     shared: &Shared,
     path: &str,
     body: &[u8],
@@ -143,6 +185,7 @@ where
     Resp: Reply,
 {
     shared.count(path);
+    shared.until_released(path).await;
     if shared.unavailable.load(Ordering::SeqCst) {
         return unavailable();
     }
@@ -161,7 +204,7 @@ macro_rules! route {
             $path,
             post(
                 |Extract(shared): Extract<Arc<Shared>>, body: Bytes| async move {
-                    unary(&shared, $path, &body, $op)
+                    unary(&shared, $path, &body, $op).await
                 },
             ),
         )
@@ -259,6 +302,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     >(
         s.cancel_task(&r)
     ));
+    let router = route!(router, "/v1/tasks/resolving", |s: &mut State, r| ok::<
+        proto::TaskLifecycleResponse,
+    >(
+        s.resolving_task(&r)
+    ));
+    let router = route!(router, "/v1/tasks/delete", |s: &mut State, r| ok::<
+        proto::TaskLifecycleResponse,
+    >(
+        s.delete_task(&r)
+    ));
     router
         .route(
             "/v1/events/lrp_instances.r1",
@@ -271,7 +324,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// An SSE stream of events from now on, until the fake BBS shuts down.
+/// An SSE stream of events from now on, until the fake BBS shuts down or
+/// drops the open streams.
 fn events(shared: &Shared, stream: Stream) -> Response {
     let path = match stream {
         Stream::Lrp => "/v1/events/lrp_instances.r1",
@@ -286,19 +340,20 @@ fn events(shared: &Shared, stream: Stream) -> Response {
         Stream::Lrp => shared.lrp_events.subscribe(),
         Stream::Task => shared.task_events.subscribe(),
     };
-    let shutdown = shared.shutdown.clone();
+    // A child of the shutdown token: ends with the server, or when dropped.
+    let ended = shared.open_streams();
     let frames = futures::stream::unfold(receiver, move |mut receiver| {
-        let shutdown = shutdown.clone();
+        let ended = ended.clone();
         async move {
-            loop {
-                tokio::select! {
-                    () = shutdown.cancelled() => return None,
-                    next = receiver.recv() => match next {
-                        Ok(frame) => return Some((Ok::<_, std::io::Error>(frame), receiver)),
-                        Err(broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(broadcast::error::RecvError::Closed) => return None,
-                    },
-                }
+            tokio::select! {
+                // Checked first: nothing is sent on a dropped stream.
+                biased;
+                () = ended.cancelled() => None,
+                // As the real BBS's hub: a slow consumer's stream is closed
+                // (`Lagged`), never left silently short of events.
+                next = receiver.recv() => next
+                    .ok()
+                    .map(|frame| (Ok::<_, std::io::Error>(frame), receiver)),
             }
         }
     })

@@ -501,6 +501,54 @@ impl State {
         self.complete_task(&req.task_guid, true, "task was cancelled", "")
     }
 
+    /// A consumer claiming a completed task: `COMPLETED` → `RESOLVING`.
+    pub(crate) fn resolving_task(
+        &mut self,
+        req: &proto::TaskGuidRequest,
+    ) -> Result<(), proto::Error> {
+        use proto::task::State as S;
+        let before = self.task_in(&req.task_guid, S::Completed, S::Resolving)?;
+        let mut after = before.clone();
+        after.state = S::Resolving as i32;
+        after.updated_at = now();
+        self.set_task(before, after);
+        Ok(())
+    }
+
+    /// A consumer done with a task it resolves: removes a `RESOLVING` task.
+    pub(crate) fn delete_task(&mut self, req: &proto::TaskGuidRequest) -> Result<(), proto::Error> {
+        use proto::task::State as S;
+        self.task_in(&req.task_guid, S::Resolving, S::Resolving)?;
+        if let Some(task) = self.tasks.remove(&req.task_guid) {
+            self.emit(
+                Stream::Task,
+                "task_removed",
+                &proto::TaskRemovedEvent { task: Some(task) },
+            );
+        }
+        Ok(())
+    }
+
+    /// Task `guid` if it is in state `from`, else the real BBS's errors for
+    /// a move to `to`: not found, or an invalid state transition.
+    fn task_in(
+        &self,
+        guid: &str,
+        from: proto::task::State,
+        to: proto::task::State,
+    ) -> Result<proto::Task, proto::Error> {
+        use proto::task::State as S;
+        let task = self.tasks.get(guid).ok_or_else(|| not_found(guid))?;
+        if task.state == from as i32 {
+            return Ok(task.clone());
+        }
+        let state = S::try_from(task.state).unwrap_or(S::Invalid);
+        Err(error(
+            Type::InvalidStateTransition,
+            format!("Cannot transition from {state:?} to {to:?}"),
+        ))
+    }
+
     /// A cell reporting that the instance at `index` exited with `exit_status`.
     pub(crate) fn crash(
         &mut self,

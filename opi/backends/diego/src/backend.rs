@@ -2,24 +2,32 @@
 //!
 //! Writes go straight to the BBS (desire, update, remove, retire, tasks);
 //! reads ask it (desired LRPs, scheduling infos, ActualLRPs, tasks), so Cube
-//! keeps nothing it cannot rebuild. Two background loops follow the BBS event
-//! streams and publish crashes and task completions on the [`EventBus`],
-//! reconnecting with backoff when a stream breaks.
+//! keeps nothing it cannot rebuild (besides the completions it reported
+//! lately, readable for a while after they leave the BBS). Two background
+//! loops follow the BBS event streams and publish crashes and task
+//! completions on the [`EventBus`](opi::events::EventBus), reconnecting with
+//! backoff when a stream breaks.
+//!
+//! Task completions are never lost and reported once: after every subscribe
+//! and resubscribe the tasks loop lists the `cf-tasks` domain and reports
+//! the completions the stream could not replay, and a reported task is
+//! resolved and deleted in the BBS. The protocol and its guarantee are in
+//! [`crate::completions`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use opi::events::EventBus;
 use opi::model::{DesiredLrp, Event, Instance, LrpId, LrpUpdate, SchedulingInfo, Task, TaskStatus};
 use opi::{Error, Scheduler};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use url::Url;
 
 use crate::client::{BbsClient, TlsPem};
+use crate::completions::Completions;
 use crate::error::DiegoError;
 use crate::events::{self, BbsEvent};
 use crate::proto;
@@ -46,7 +54,8 @@ struct Inner {
     client: BbsClient,
     registry: String,
     domain_ttl: Duration,
-    bus: EventBus,
+    /// The event bus; task completions reported once.
+    completions: Completions,
     /// Process guid → LRP id, filled on desire/list/lookup; a cache of what
     /// the BBS stores (the id route), so crash events can be named quickly.
     ids: Mutex<HashMap<String, LrpId>>,
@@ -69,10 +78,10 @@ impl DiegoScheduler {
     pub fn new(config: DiegoConfig) -> Result<Self, DiegoError> {
         let client = BbsClient::new(config.bbs_url, config.tls.as_ref())?;
         let inner = Arc::new(Inner {
+            completions: Completions::new(client.clone()),
             client,
             registry: config.registry,
             domain_ttl: config.domain_ttl,
-            bus: EventBus::default(),
             ids: Mutex::new(HashMap::new()),
             lrp_stream_up: AtomicBool::new(false),
             task_stream_up: AtomicBool::new(false),
@@ -151,7 +160,7 @@ impl Inner {
                 }
                 match self.lookup(&key.process_guid).await {
                     Ok(Some(id)) => self
-                        .bus
+                        .completions
                         .publish(Event::Crashed(instance::crash(id, &crash))),
                     Ok(None) => {
                         tracing::debug!(process_guid = %key.process_guid, "crash of an LRP Cube does not know")
@@ -162,25 +171,44 @@ impl Inner {
                 }
             }
             BbsEvent::TaskChanged(change) => {
-                let Some(after) = &change.after else { return };
-                if after.domain != TASKS_DOMAIN {
-                    return;
-                }
-                if let Some(done) = task::completion(change.before.as_ref(), after) {
-                    self.bus.publish(Event::TaskCompleted(done));
+                if let Some(after) = &change.after {
+                    self.completions
+                        .changed(change.before.as_ref(), after)
+                        .await;
                 }
             }
             BbsEvent::TaskCreated(created) => {
                 // Seen first as already completed (e.g. after reconnecting to a
                 // new active BBS): still a completion to report.
-                if let Some(task) = created.task.as_ref().filter(|t| t.domain == TASKS_DOMAIN)
-                    && let Some(done) = task::completion(None, task)
-                {
-                    self.bus.publish(Event::TaskCompleted(done));
+                if let Some(task) = &created.task {
+                    self.completions.changed(None, task).await;
                 }
             }
             _ => {}
         }
+    }
+
+    /// One subscription to `path`: subscribes, catches up on the task
+    /// completions the stream cannot replay, then handles events until the
+    /// stream ends. An undecodable task event ends it too, so that the next
+    /// catch-up covers whatever it said.
+    async fn follow(&self, path: &'static str) -> Result<(), DiegoError> {
+        let response = self.client.subscribe(path).await?;
+        self.stream_flag(path).store(true, Ordering::SeqCst);
+        let tasks = path == events::TASKS_PATH;
+        if tasks {
+            // After subscribing: what completes meanwhile waits in the stream.
+            self.completions.catch_up().await?;
+        }
+        let mut stream = events::stream(response);
+        while let Some(next) = stream.next().await {
+            match next {
+                Ok(event) => self.handle(event).await,
+                Err(e) if tasks => return Err(e),
+                Err(e) => tracing::warn!(path, error = %e, "bbs event stream"),
+            }
+        }
+        Ok(())
     }
 
     fn stream_flag(&self, path: &str) -> &AtomicBool {
@@ -198,30 +226,17 @@ async fn watch(inner: Arc<Inner>, path: &'static str, stop: CancellationToken) {
     const MAX_DELAY: Duration = Duration::from_secs(5);
     let mut delay = FIRST_DELAY;
     loop {
-        let subscribed = tokio::select! {
+        let followed = tokio::select! {
             () = stop.cancelled() => return,
-            subscribed = inner.client.subscribe(path) => subscribed,
+            followed = inner.follow(path) => followed,
         };
-        match subscribed {
-            Ok(response) => {
-                inner.stream_flag(path).store(true, Ordering::SeqCst);
+        inner.stream_flag(path).store(false, Ordering::SeqCst);
+        match followed {
+            Ok(()) => {
                 delay = FIRST_DELAY;
-                let mut stream = events::stream(response);
-                loop {
-                    let next = tokio::select! {
-                        () = stop.cancelled() => return,
-                        next = stream.next() => next,
-                    };
-                    match next {
-                        Some(Ok(event)) => inner.handle(event).await,
-                        Some(Err(e)) => tracing::warn!(path, error = %e, "bbs event stream"),
-                        None => break,
-                    }
-                }
-                inner.stream_flag(path).store(false, Ordering::SeqCst);
                 tracing::warn!(path, "bbs event stream ended; reconnecting");
             }
-            Err(e) => tracing::warn!(path, error = %e, "cannot subscribe to bbs events"),
+            Err(e) => tracing::warn!(path, error = %e, "bbs event stream failed; reconnecting"),
         }
         tokio::select! {
             () = stop.cancelled() => return,
@@ -351,7 +366,18 @@ impl Scheduler for DiegoScheduler {
     }
 
     async fn get_task(&self, guid: &str) -> Result<TaskStatus, Error> {
-        let found = self.inner.client.task(guid).await?;
+        let found = match self.inner.client.task(guid).await {
+            Ok(found) => found,
+            // Reported, then resolved and deleted: still readable for a while.
+            Err(e) if e.is_not_found() => {
+                return self
+                    .inner
+                    .completions
+                    .reported_status(guid)
+                    .ok_or_else(|| Error::NotFound(format!("task {guid}")));
+            }
+            Err(e) => return Err(e.into()),
+        };
         if found.domain != TASKS_DOMAIN {
             return Err(Error::NotFound(format!("task {guid}")));
         }
@@ -360,15 +386,27 @@ impl Scheduler for DiegoScheduler {
 
     async fn list_tasks(&self) -> Result<Vec<TaskStatus>, Error> {
         let tasks = self.inner.client.tasks(TASKS_DOMAIN).await?;
-        Ok(tasks.iter().map(task::status).collect())
+        let mut statuses: Vec<TaskStatus> = tasks.iter().map(task::status).collect();
+        let listed: HashSet<String> = statuses.iter().map(|s| s.guid.clone()).collect();
+        let reported = self.inner.completions.reported_statuses();
+        statuses.extend(reported.into_iter().filter(|s| !listed.contains(&s.guid)));
+        Ok(statuses)
     }
 
     async fn cancel_task(&self, guid: &str) -> Result<(), Error> {
-        Ok(self.inner.client.cancel_task(guid).await?)
+        match self.inner.client.cancel_task(guid).await {
+            // Reported and deleted: as the BBS says of a completed task.
+            Err(e)
+                if e.is_not_found() && self.inner.completions.reported_status(guid).is_some() =>
+            {
+                Err(Error::Conflict(format!("task {guid} has completed")))
+            }
+            other => Ok(other?),
+        }
     }
 
     fn events(&self) -> BoxStream<'static, Event> {
-        self.inner.bus.subscribe()
+        self.inner.completions.subscribe()
     }
 
     async fn ready(&self) -> Result<(), String> {

@@ -306,6 +306,29 @@ impl BbsClient {
             .map(drop)
     }
 
+    /// `/v1/tasks/resolving`: claims a `COMPLETED` task for its consumer
+    /// (state `RESOLVING`); a task in any other state is an
+    /// `InvalidStateTransition`.
+    pub async fn resolving_task(&self, guid: &str) -> Result<(), DiegoError> {
+        let request = proto::TaskGuidRequest {
+            task_guid: guid.to_owned(),
+        };
+        self.call::<_, proto::TaskLifecycleResponse>("/v1/tasks/resolving", &request)
+            .await
+            .map(drop)
+    }
+
+    /// `/v1/tasks/delete`: removes a `RESOLVING` task; a task in any other
+    /// state is an `InvalidStateTransition`.
+    pub async fn delete_task(&self, guid: &str) -> Result<(), DiegoError> {
+        let request = proto::TaskGuidRequest {
+            task_guid: guid.to_owned(),
+        };
+        self.call::<_, proto::TaskLifecycleResponse>("/v1/tasks/delete", &request)
+            .await
+            .map(drop)
+    }
+
     /// Opens an SSE event stream (`/v1/events/lrp_instances.r1`,
     /// `/v1/events/tasks.r1`) for all cells; the response body streams the
     /// events (see [`crate::events`]).

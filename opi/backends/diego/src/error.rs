@@ -44,6 +44,18 @@ impl DiegoError {
         )
     }
 
+    /// Whether the BBS refused to move the record to the state asked for
+    /// (e.g. resolving a task that is not `COMPLETED`).
+    pub fn is_invalid_transition(&self) -> bool {
+        matches!(
+            self,
+            Self::Bbs {
+                kind: Type::InvalidStateTransition,
+                ..
+            }
+        )
+    }
+
     /// Whether the BBS said the record exists already.
     pub fn is_exists(&self) -> bool {
         matches!(

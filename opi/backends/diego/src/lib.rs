@@ -12,6 +12,8 @@
 //! - [`client`]: [`BbsClient`], one method per BBS route.
 //! - [`events`]: the SSE parser and the BBS event decoder.
 //! - [`backend`]: [`DiegoScheduler`], the [`opi::Scheduler`] over a BBS.
+//! - [`completions`]: task completions reported once, through stream
+//!   reconnects and OPI restarts (the protocol and its guarantee).
 //!
 //! ```text
 //!  OPI ──▶ DiegoScheduler ──translate──▶ BbsClient ──POST protobuf, mTLS──▶ BBS
@@ -23,6 +25,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod completions;
 pub mod error;
 pub mod events;
 pub mod proto;

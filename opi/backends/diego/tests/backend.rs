@@ -8,37 +8,13 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use opi::conformance::{Harness, TaskOutcome, sample_lrp};
-use opi::model::{InstanceState, LrpId, LrpLifecycle};
+use opi::conformance::{TaskOutcome, sample_lrp};
+use opi::model::{InstanceState, LrpId};
 use opi::{Error, Scheduler};
 use opi_diego::{BbsClient, DiegoError, TlsPem, proto};
 use testkit::bbs::{FakeBbs, tls};
 
-/// Just enough of a harness to build the kit's sample LRPs.
-struct Samples;
-
-#[async_trait::async_trait]
-impl Harness for Samples {
-    fn scheduler(&self) -> &dyn Scheduler {
-        unreachable!("only used for samples")
-    }
-    fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
-        LrpLifecycle::Buildpack {
-            droplet_guid: "droplet-guid".into(),
-            droplet_hash: "0123abcd".into(),
-            start_command: "./run".into(),
-        }
-    }
-    fn task_lifecycle(&self, _outcome: TaskOutcome) -> LrpLifecycle {
-        self.lrp_lifecycle(0)
-    }
-    async fn crash_instance(&self, _: &LrpId, _: u32, _: i32) -> Result<(), String> {
-        Ok(())
-    }
-    async fn finish_task(&self, _: &str, _: TaskOutcome) -> Result<(), String> {
-        Ok(())
-    }
-}
+use common::Samples;
 
 #[tokio::test]
 async fn desire_writes_a_cf_apps_lrp_with_droplet_image_and_routes() {
@@ -254,6 +230,41 @@ async fn the_fake_bbs_rejects_invalid_and_duplicate_lrps() {
             })
         ),
         "{garbage:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_fake_bbs_resolves_and_deletes_only_completed_tasks_in_order() {
+    let bbs = FakeBbs::start().await;
+    let client = raw_client(&bbs).await;
+    let request = opi_diego::translate::task::desire_request(
+        &opi::conformance::sample_task(&Samples, "t-1", TaskOutcome::Succeed),
+        "",
+    )
+    .unwrap();
+    client.desire_task(&request).await.unwrap();
+    let refused = |r: Result<(), DiegoError>| r.unwrap_err().is_invalid_transition();
+    // Running: neither resolved nor deleted.
+    assert!(refused(client.resolving_task("t-1").await));
+    assert!(refused(client.delete_task("t-1").await));
+    bbs.complete_task("t-1", false, "", "").unwrap();
+    // Completed: resolved first, then deleted.
+    assert!(refused(client.delete_task("t-1").await));
+    client.resolving_task("t-1").await.unwrap();
+    assert_eq!(
+        bbs.task("t-1").unwrap().state,
+        proto::task::State::Resolving as i32
+    );
+    assert!(refused(client.resolving_task("t-1").await));
+    client.delete_task("t-1").await.unwrap();
+    assert!(bbs.task("t-1").is_none());
+    assert!(client.delete_task("t-1").await.unwrap_err().is_not_found());
+    assert!(
+        client
+            .resolving_task("t-1")
+            .await
+            .unwrap_err()
+            .is_not_found()
     );
 }
 

@@ -6,9 +6,9 @@
 //! `annotation`. The BBS's own `completion_callback_url` stays empty on
 //! purpose: the BBS would POST to it itself, and OPI already delivers every
 //! completion through its forwarder (retried through CC outages), so CC
-//! would hear of each task twice. Without a callback URL the BBS keeps a
-//! completed task until its convergence expires it (after two minutes by
-//! default), which is OPI's "completed tasks may be forgotten after a while".
+//! would hear of each task twice. OPI is the task's consumer instead: once
+//! it reported a completion it resolves and deletes the task
+//! ([`crate::completions`]).
 
 use std::collections::BTreeMap;
 

@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use opi::Scheduler;
+use opi::conformance::{Harness, TaskOutcome};
+use opi::model::{LrpId, LrpLifecycle};
 use opi_diego::{DiegoConfig, DiegoScheduler, TlsPem};
 use testkit::bbs::{FakeBbs, tls};
 
@@ -44,4 +46,30 @@ pub async fn connected() -> (FakeBbs, DiegoScheduler) {
     let scheduler = DiegoScheduler::new(config(&bbs)).unwrap();
     until_ready(&scheduler).await;
     (bbs, scheduler)
+}
+
+/// Just enough of a harness to build the kit's sample LRPs and tasks.
+pub struct Samples;
+
+#[async_trait::async_trait]
+impl Harness for Samples {
+    fn scheduler(&self) -> &dyn Scheduler {
+        unreachable!("only used for samples")
+    }
+    fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
+        LrpLifecycle::Buildpack {
+            droplet_guid: "droplet-guid".into(),
+            droplet_hash: "0123abcd".into(),
+            start_command: "./run".into(),
+        }
+    }
+    fn task_lifecycle(&self, _outcome: TaskOutcome) -> LrpLifecycle {
+        self.lrp_lifecycle(0)
+    }
+    async fn crash_instance(&self, _: &LrpId, _: u32, _: i32) -> Result<(), String> {
+        Ok(())
+    }
+    async fn finish_task(&self, _: &str, _: TaskOutcome) -> Result<(), String> {
+        Ok(())
+    }
 }
