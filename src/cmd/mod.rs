@@ -4,6 +4,7 @@
 mod apps;
 mod cc_sim;
 mod delete;
+mod duration;
 mod opi;
 mod push;
 mod registry;

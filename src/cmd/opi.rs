@@ -99,7 +99,7 @@ pub struct NatsArgs {
 
     /// How often every registration is repeated (gorouter prunes routes after
     /// 120 s without one); a gorouter's announced interval takes precedence.
-    #[arg(long, default_value = "20s", value_parser = super::sink::parse_duration)]
+    #[arg(long, default_value = "20s", value_parser = super::duration::positive)]
     nats_register_interval: std::time::Duration,
 }
 

@@ -109,35 +109,12 @@ struct GcArgs {
 
     /// Keep anything younger than this (`90s`, `30m`, `1h`, `2d`), so pushes in
     /// flight are not collected.
-    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    #[arg(long, default_value = "1h", value_parser = super::duration::parse)]
     grace: Duration,
 
     /// Only report what would be deleted.
     #[arg(long)]
     dry_run: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("expected a duration like 90s, 30m, 1h or 2d: {text:?}"))?;
-    let seconds = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} (use s, m, h or d)"
-            ));
-        }
-    };
-    Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }
 
 fn config(args: &Args) -> registry::Config {
@@ -196,18 +173,4 @@ async fn run_gc(args: GcArgs) -> anyhow::Result<()> {
         println!("  {digest}");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("30m"), Ok(Duration::from_secs(1800)));
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert!(parse_duration("1w").is_err());
-        assert!(parse_duration("h").is_err());
-    }
 }

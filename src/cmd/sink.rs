@@ -43,7 +43,7 @@ pub struct Args {
     registry_url: String,
 
     /// Time between cycles (e.g. 15s, 500ms, 2m).
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = super::duration::positive)]
     interval: Duration,
 
     /// Page size of CC's bulk API.
@@ -88,37 +88,11 @@ pub struct Args {
     leader_election_identity: Option<String>,
 
     /// How long the Lease lasts without renewal.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = super::duration::positive)]
     leader_election_duration: Duration,
 
     #[command(flatten)]
     access: cube_runtime::access::ClientArgs,
-}
-
-/// Parses `15s`, `500ms`, `2m`, `1h` or plain seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |at| text.split_at(at));
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 15s, 500ms or 2m"))?;
-    let duration = match unit {
-        "ms" => Duration::from_millis(value),
-        "s" => Duration::from_secs(value),
-        "m" => Duration::from_secs(value * 60),
-        "h" => Duration::from_secs(value * 3600),
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}: use ms, s, m or h"
-            ));
-        }
-    };
-    if duration.is_zero() {
-        return Err("the duration must be more than zero".into());
-    }
-    Ok(duration)
 }
 
 impl Args {
@@ -174,20 +148,4 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     sink::run(config, service).await.context("sink failed")?;
     admin.await.context("admin server task failed")??;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").unwrap_err().contains("\"soon\""));
-        assert!(parse_duration("3d").unwrap_err().contains("unknown unit"));
-    }
 }

@@ -45,7 +45,7 @@ enum Step {
         #[command(flatten)]
         upload: UploadArgs,
         /// The most staging may take (e.g. 15m, 900s).
-        #[arg(long, default_value = "15m", value_parser = super::sink::parse_duration)]
+        #[arg(long, default_value = "15m", value_parser = super::duration::positive)]
         staging_timeout: Duration,
     },
 }

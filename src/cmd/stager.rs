@@ -56,7 +56,7 @@ pub struct Args {
     stager_image: String,
 
     /// The most staging may take.
-    #[arg(long, default_value = "15m", value_parser = super::sink::parse_duration)]
+    #[arg(long, default_value = "15m", value_parser = super::duration::positive)]
     staging_timeout: Duration,
 
     #[command(flatten)]

@@ -48,7 +48,7 @@ pub struct Args {
     admin_listen: SocketAddr,
 
     /// Time between Sink cycles.
-    #[arg(long, default_value = "2s", value_parser = super::sink::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = super::duration::positive)]
     interval: Duration,
 
     /// Domain of apps' routes.
