@@ -14,12 +14,16 @@
 //! | `GET /tasks`, `GET /tasks/{guid}` | | 200 |
 //! | `DELETE /tasks/{guid}` | | 204 |
 //!
-//! Errors are `{"error":{"code","message"}}` with the status of
+//! Beside it, `/stage/…` is forwarded to St8ge (the staging path an
+//! Eirini-era CC takes through OPI, [`stage`]).
+//!
+//! Errors are `{"error":{"code","message"},"message"}` with the status of
 //! [`crate::Error::status`]; a 400 names the offending field.
 
 mod client;
 mod metrics;
 mod server;
+mod stage;
 
 pub(crate) use client::is_transient;
 pub use client::{OpiClient, http_client_builder};

@@ -56,10 +56,10 @@ impl Default for ApiConfig {
 struct Api {
     scheduler: Arc<dyn Scheduler>,
     config: Arc<ApiConfig>,
-    http: reqwest::Client,
 }
 
-/// The OPI router over `scheduler`, recording request metrics in `metrics`.
+/// The OPI router over `scheduler`, recording request metrics in `metrics`:
+/// the OPI API, and beside it the staging path of [`super::stage`].
 pub fn router(scheduler: Arc<dyn Scheduler>, config: ApiConfig, metrics: ApiMetrics) -> Router {
     let max_body_bytes = config.max_body_bytes;
     // Building a client only fails without a TLS backend, which
@@ -70,10 +70,10 @@ pub fn router(scheduler: Arc<dyn Scheduler>, config: ApiConfig, metrics: ApiMetr
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .unwrap_or_default();
+    let stage = super::stage::routes(config.stager_url.clone(), http, max_body_bytes);
     let api = Api {
         scheduler,
         config: Arc::new(config),
-        http,
     };
     Router::new()
         .route("/apps", get(list_lrps))
@@ -87,18 +87,10 @@ pub fn router(scheduler: Arc<dyn Scheduler>, config: ApiConfig, metrics: ApiMetr
             "/tasks/{guid}",
             post(desire_task).get(get_task).delete(cancel_task),
         )
-        .route(
-            "/stage/{staging_guid}",
-            post(forward_stage).delete(forward_stage),
-        )
-        .route("/stage/{staging_guid}/completed", post(forward_stage))
-        .route(
-            "/stage/{staging_guid}/logs",
-            get(forward_stage).post(forward_stage),
-        )
+        .with_state(api)
+        .merge(stage)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(api)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(metrics, track))
 }
@@ -168,7 +160,7 @@ where
 }
 
 /// Path parameters with a JSON error naming the problem.
-struct Params<T>(T);
+pub(super) struct Params<T>(pub(super) T);
 
 impl<S, T> FromRequestParts<S> for Params<T>
 where
@@ -321,71 +313,6 @@ async fn cancel_task(
     validate::guid("task_guid", &guid)?;
     api.scheduler.cancel_task(&guid).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// How long a forwarded staging log may stream (it ends when staging does).
-const STAGING_LOG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
-
-/// Forwards a staging request (or cancel, completion, log lines) to St8ge
-/// unchanged, and St8ge's answer back; a `GET` (the staging log) is streamed
-/// as St8ge sends it.
-async fn forward_stage(
-    State(api): State<Api>,
-    Params(staging_guid): Params<String>,
-    request: Request,
-) -> Result<Response, Error> {
-    validate::guid("staging_guid", &staging_guid)?;
-    let Some(stager) = api.config.stager_url.clone() else {
-        return Err(Error::NotFound(
-            "staging route (this OPI has no --stager-url; send staging requests to St8ge)".into(),
-        ));
-    };
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, api.config.max_body_bytes)
-        .await
-        .map_err(|_| Error::PayloadTooLarge {
-            limit: api.config.max_body_bytes,
-        })?;
-    let mut url = stager;
-    url.set_path(parts.uri.path());
-    url.set_query(parts.uri.query());
-    let mut outgoing = api
-        .http
-        .request(parts.method.clone(), url.clone())
-        .body(bytes);
-    if let Some(content_type) = parts.headers.get(axum::http::header::CONTENT_TYPE) {
-        outgoing = outgoing.header(axum::http::header::CONTENT_TYPE, content_type);
-    }
-    let streamed = parts.method == axum::http::Method::GET;
-    if streamed {
-        outgoing = outgoing.timeout(STAGING_LOG_TIMEOUT);
-    }
-    let answer = outgoing.send().await.map_err(|e| {
-        Error::Unavailable(format!(
-            "St8ge at {}: {e}",
-            url.origin().ascii_serialization()
-        ))
-    })?;
-    let status = answer.status();
-    let content_type = answer
-        .headers()
-        .get(axum::http::header::CONTENT_TYPE)
-        .cloned();
-    let mut response = if streamed {
-        (status, axum::body::Body::from_stream(answer.bytes_stream())).into_response()
-    } else {
-        let body = answer
-            .bytes()
-            .await
-            .map_err(|e| Error::Unavailable(format!("St8ge's answer: {e}")))?;
-        (status, body).into_response()
-    };
-    if let Some(content_type) = content_type {
-        response
-            .headers_mut()
-            .insert(axum::http::header::CONTENT_TYPE, content_type);
-    }
-    Ok(response)
 }
 
 #[cfg(test)]
