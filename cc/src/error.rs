@@ -71,7 +71,8 @@ pub enum Error {
         /// What is wrong, naming the field or object.
         description: String,
     },
-    /// The stager could not be reached or refused the staging request.
+    /// The stager could not serve a staging log (the staging request itself
+    /// fails as CC fails it: [`Error::runner_error`], [`Error::stager_error`]).
     #[error("stager {url}: {message}")]
     Stager {
         /// The stager's URL.
@@ -144,6 +145,29 @@ impl Error {
             10013,
             "PayloadTooLarge",
             format!("the request body is over this route's limit of {limit} bytes"),
+        )
+    }
+
+    /// 500 `CF-RunnerError` (170016, `Runner error: %s`): what an Eirini-era
+    /// CC raises when the stager answers `POST /stage/{guid}` with anything
+    /// but 202, `message` being the answer's top-level `message`.
+    pub fn runner_error(message: &str) -> Self {
+        Self::api(
+            500,
+            170016,
+            "RunnerError",
+            format!("Runner error: {message}"),
+        )
+    }
+
+    /// 500 `CF-StagerError` (170011, `Stager error: %s`): CC could not ask the
+    /// stager, or could not read its answer.
+    pub fn stager_error(message: impl std::fmt::Display) -> Self {
+        Self::api(
+            500,
+            170011,
+            "StagerError",
+            format!("Stager error: {message}"),
         )
     }
 

@@ -3,8 +3,9 @@
 //! - [`model`]: serde types for the CC side of every contract — the bulk API
 //!   (fingerprints, `DesireAppRequestFromCC`), the staging request CC sends to a
 //!   stager and the completion it expects back, crash and task callbacks, the
-//!   droplet upload job. Pure data, checked against fixtures of real payloads in
-//!   `cc/testdata/`.
+//!   droplet upload job and where a droplet goes (cc-uploader or CC itself).
+//!   Pure data, checked against fixtures of real payloads in `cc/testdata/`
+//!   (each named after the CC commit it follows in `cc/testdata/README.md`).
 //! - [`client`]: a reqwest client for those APIs (Basic auth, rustls TLS with an
 //!   optional CA and client certificate, timeouts, retry with backoff on 5xx and
 //!   connect errors only).

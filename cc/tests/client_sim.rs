@@ -336,7 +336,8 @@ async fn a_restart_loses_nothing() {
 
 /// A stand-in for St8ge: on `POST /stage/{guid}` it answers 202 and, in the
 /// background, does what a staging task does through the CC client: download the
-/// app bits, upload a droplet, wait for the job, call the completion callback.
+/// app bits, deliver a droplet (through the cc-uploader URI the simulator
+/// hands out), call the completion callback.
 async fn fake_stager(fail_with: Option<&'static str>) -> (SocketAddr, Arc<AtomicUsize>) {
     let requests = Arc::new(AtomicUsize::new(0));
     let state = (requests.clone(), fail_with);
@@ -372,13 +373,15 @@ async fn fake_stager(fail_with: Option<&'static str>) -> (SocketAddr, Arc<Atomic
                                 assert!(bits.starts_with(b"PK"));
                                 let droplet =
                                     bytes::Bytes::from_static(b"a droplet built from the bits");
-                                let job = cc
-                                    .upload_droplet(&lifecycle.droplet_upload_uri, droplet)
-                                    .await
-                                    .unwrap();
-                                cc.wait_for_job(job, Duration::from_millis(10), 100)
-                                    .await
-                                    .unwrap();
+                                // The sim hands a cc-uploader URI: the raw body.
+                                cc.deliver_droplet(
+                                    &lifecycle.droplet_upload_uri,
+                                    droplet,
+                                    Duration::from_millis(10),
+                                    100,
+                                )
+                                .await
+                                .unwrap();
                                 serde_json::from_str(include_str!(
                                     "../testdata/staging_completion_buildpack.json"
                                 ))
@@ -481,6 +484,7 @@ async fn push_stages_through_the_stager_and_serves_the_droplet() {
         kinds,
         ["staging_requested", "droplet_uploaded", "staging_completed"]
     );
+    assert_eq!(events["events"][1]["body"]["via"], "cc-uploader");
     let recorded = events["events"][0]["body"].to_string();
     assert!(
         !recorded.contains("internal_password"),

@@ -24,8 +24,9 @@ use url::Url;
 pub use retry::{Outcome, RetryPolicy, is_retryable};
 
 use crate::model::{
-    AppCrashed, BulkToken, CcErrorBody, DesireAppRequestFromCC, DesiredAppsPage, Fingerprint,
-    FingerprintWalk, FingerprintsPage, Job, ProcessGuid, StagingCompletion, TaskCompleted,
+    AppCrashed, BulkToken, CcErrorBody, DesireAppRequestFromCC, DesiredAppsPage,
+    DropletUploadTarget, Fingerprint, FingerprintWalk, FingerprintsPage, Job, ProcessGuid,
+    StagingCompletion, TaskCompleted,
 };
 use crate::{Error, Result};
 
@@ -135,7 +136,10 @@ pub struct Client {
 enum Body<'a> {
     None,
     Json(Vec<u8>),
+    /// Multipart `upload[droplet]` (CC's own upload endpoint).
     Droplet(&'a Bytes),
+    /// The bytes as the body, with their `Content-Length` (cc-uploader).
+    Raw(&'a Bytes),
 }
 
 impl Client {
@@ -286,11 +290,59 @@ impl Client {
             .map(drop)
     }
 
-    /// Uploads a droplet to `droplet_upload_uri` (multipart field
-    /// `upload[droplet]`) and returns CC's job.
+    /// Sends a droplet to `droplet_upload_uri` the way its receiver takes it
+    /// ([`DropletUploadTarget`]): to cc-uploader as the raw body (it answers
+    /// once CC's job finished), to CC's own endpoint as multipart, then polling
+    /// CC's job (`interval` apart, at most `max_polls` times) until it finished.
+    pub async fn deliver_droplet(
+        &self,
+        droplet_upload_uri: &str,
+        droplet: Bytes,
+        interval: Duration,
+        max_polls: u32,
+    ) -> Result<()> {
+        let url = urls::parse(droplet_upload_uri)?;
+        match DropletUploadTarget::of(&url) {
+            DropletUploadTarget::CcUploader => {
+                self.upload_droplet_to_cc_uploader(droplet_upload_uri, droplet)
+                    .await
+            }
+            DropletUploadTarget::CloudController => {
+                let job = self.upload_droplet(droplet_upload_uri, droplet).await?;
+                self.wait_for_job(job, interval, max_polls).await.map(drop)
+            }
+        }
+    }
+
+    /// Uploads a droplet to CC's own `droplet_upload_uri` (multipart field
+    /// `upload[droplet]`) and returns CC's job. A cc-uploader URI is refused:
+    /// cc-uploader would store the multipart body itself as the droplet.
     pub async fn upload_droplet(&self, droplet_upload_uri: &str, droplet: Bytes) -> Result<Job> {
         let url = urls::parse(droplet_upload_uri)?;
+        if DropletUploadTarget::of(&url) == DropletUploadTarget::CcUploader {
+            return Err(Error::InvalidUrl {
+                url: urls::redact(&url),
+                reason: "a cc-uploader URI takes the raw droplet, not multipart \
+                         (use deliver_droplet or upload_droplet_to_cc_uploader)"
+                    .into(),
+            });
+        }
         self.json(Method::POST, url, Body::Droplet(&droplet)).await
+    }
+
+    /// Uploads a droplet to a cc-uploader `droplet_upload_uri`
+    /// (`/v1/droplet/{guid}?cc-droplet-upload-uri=…`): the raw bytes as the
+    /// body with their `Content-Length`, no multipart. cc-uploader answers an
+    /// empty `201` after CC's upload job finished, so there is nothing to poll.
+    pub async fn upload_droplet_to_cc_uploader(
+        &self,
+        droplet_upload_uri: &str,
+        droplet: Bytes,
+    ) -> Result<()> {
+        let url = urls::parse(droplet_upload_uri)?;
+        self.send(Method::POST, url, Body::Raw(&droplet), MAX_ERROR_BODY)
+            .await
+            .map(drop)
     }
 
     /// Polls a job until it is finished or failed, at most `max_polls` times,
@@ -315,11 +367,15 @@ impl Client {
                 _ => {}
             }
             tokio::time::sleep(interval).await;
-            let url = match Url::parse(&job.metadata.url) {
-                Ok(url) => url,
-                // CC may answer with a path on itself.
-                Err(_) => urls::join(&self.base, &job.metadata.url),
-            };
+            // CC may answer with a path on itself: like cc-uploader's
+            // poller, it is taken on the scheme and host the client talks to.
+            let url = self
+                .base
+                .join(&job.metadata.url)
+                .map_err(|e| Error::InvalidUrl {
+                    url: urls::redact_text(&job.metadata.url),
+                    reason: e.to_string(),
+                })?;
             job = self.json(Method::GET, url, Body::None).await?;
         }
         Err(Error::Unreachable {
@@ -433,6 +489,11 @@ impl Client {
                     .mime_str("application/octet-stream")?;
                 request.multipart(reqwest::multipart::Form::new().part("upload[droplet]", part))
             }
+            // A `Bytes` body has a known length, so reqwest sends
+            // `Content-Length` (not chunked), which cc-uploader requires.
+            Body::Raw(bytes) => request
+                .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                .body((*bytes).clone()),
         };
         let response = request.send().await?;
         let status = response.status();

@@ -43,12 +43,41 @@ pub fn parse(text: &str) -> Result<Url> {
     })
 }
 
-/// The URL without user and password, for logs and errors.
+/// The URL without user and password, for logs and errors; URLs carried in
+/// its query (cc-uploader's `cc-droplet-upload-uri=…`) lose theirs too.
 pub fn redact(url: &Url) -> String {
+    redacted(url).to_string()
+}
+
+fn redacted(url: &Url) -> Url {
     let mut url = url.clone();
     let _ = url.set_username("");
     let _ = url.set_password(None);
-    url.to_string()
+    if query_has_credentials(&url) {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(key, value)| {
+                let value = match Url::parse(&value) {
+                    Ok(inner) => redacted(&inner).to_string(),
+                    Err(_) => value.into_owned(),
+                };
+                (key.into_owned(), value)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    url
+}
+
+/// Whether a query value is a URL with a user or password.
+fn query_has_credentials(url: &Url) -> bool {
+    url.query_pairs().any(|(_, value)| {
+        Url::parse(&value).is_ok_and(|inner| {
+            !inner.username().is_empty()
+                || inner.password().is_some()
+                || query_has_credentials(&inner)
+        })
+    })
 }
 
 /// [`redact`] for text that may not parse as a URL.
@@ -90,6 +119,27 @@ mod tests {
         assert_eq!(url.query(), Some("start=true"));
         assert!(!redact(&url).contains("secret"));
         assert!(!redact_text("nonsense://u:secret@").contains("secret"));
+    }
+
+    #[test]
+    fn credentials_of_urls_in_the_query_are_hidden() {
+        let uri = crate::model::cc_uploader_droplet_uri(
+            &base(),
+            "b-1",
+            "http://internal_user:s3cret@127.0.0.1:9022/staging/v3/droplets/b-1/upload",
+        );
+        let shown = redact(&uri);
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("internal_user"), "{shown}");
+        let shown = Url::parse(&shown).unwrap();
+        assert_eq!(
+            crate::model::query_value(&shown, crate::model::CC_DROPLET_UPLOAD_URI_KEY).as_deref(),
+            Some("http://127.0.0.1:9022/staging/v3/droplets/b-1/upload"),
+            "the inner URL is still shown"
+        );
+        // A query without credentials is left exactly as it was.
+        let plain = Url::parse("http://x/y?token=%7B%22id%22%3A7%7D&a=b").unwrap();
+        assert_eq!(redact(&plain), plain.as_str());
     }
 
     proptest! {

@@ -65,6 +65,26 @@ fn staging_requests() {
     assert_eq!(lifecycle.buildpacks.len(), 2);
     assert!(lifecycle.buildpacks[1].skip_detect);
     assert!(request.lifecycle.docker_lifecycle.is_none());
+    let request: StagingRequest = round_trip("staging_request_buildpack_cc_uploader.json");
+    assert_eq!(
+        request.staging_guid.as_deref(),
+        Some("6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c")
+    );
+    let lifecycle = request.lifecycle.buildpack_lifecycle.unwrap();
+    let upload = url::Url::parse(&lifecycle.droplet_upload_uri).unwrap();
+    assert_eq!(
+        DropletUploadTarget::of(&upload),
+        DropletUploadTarget::CcUploader
+    );
+    assert_eq!(
+        query_value(&upload, CC_DROPLET_UPLOAD_URI_KEY).as_deref(),
+        Some(
+            "https://capi.cf-system.svc.cluster.local:9024/internal/v4/droplets/6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c/upload"
+        )
+    );
+    let cache = url::Url::parse(lifecycle.buildpack_cache_upload_uri.as_deref().unwrap()).unwrap();
+    assert_eq!(query_value(&cache, CC_TIMEOUT_KEY).as_deref(), Some("900"));
+    assert!(query_value(&cache, CC_BUILD_ARTIFACTS_UPLOAD_URI_KEY).is_some());
     let request: StagingRequest = round_trip("staging_request_docker.json");
     assert_eq!(
         request.lifecycle.docker_lifecycle.unwrap().image,

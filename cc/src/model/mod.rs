@@ -14,6 +14,7 @@ mod etag;
 mod job;
 mod process_guid;
 mod staging;
+mod upload;
 
 pub use bulk::{
     BulkToken, DesireAppRequestFromCC, DesiredAppsPage, EnvironmentVariable, Fingerprint,
@@ -28,6 +29,10 @@ pub use staging::{
     Buildpack, BuildpackStagingLifecycle, DetectedBuildpack, DockerStagingLifecycle,
     LifecycleMetadata, StagingCompletion, StagingError, StagingLifecycle, StagingRequest,
     StagingResult,
+};
+pub use upload::{
+    CC_BUILD_ARTIFACTS_UPLOAD_URI_KEY, CC_DROPLET_UPLOAD_URI_KEY, CC_TIMEOUT_KEY,
+    DropletUploadTarget, cc_uploader_droplet_uri, query_value,
 };
 
 #[cfg(test)]

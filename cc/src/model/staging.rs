@@ -15,6 +15,9 @@ pub struct StagingRequest {
     pub app_guid: String,
     /// The app's name.
     pub app_name: String,
+    /// The staging guid (also in the path); an Eirini-era CC sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging_guid: Option<String>,
     /// The organization's name.
     #[serde(default)]
     pub org_name: String,
@@ -73,12 +76,16 @@ pub struct DockerStagingLifecycle {
 pub struct BuildpackStagingLifecycle {
     /// Where to download the app bits (a zip).
     pub app_bits_download_uri: String,
-    /// Where to upload the droplet (multipart field `upload[droplet]`).
+    /// Where to upload the droplet: a cc-uploader URI
+    /// (`/v1/droplet/{guid}?cc-droplet-upload-uri=…`, raw body) from an
+    /// Eirini-era CC, or CC's own endpoint (multipart `upload[droplet]`); see
+    /// [`super::DropletUploadTarget`].
     pub droplet_upload_uri: String,
     /// Buildpacks to try, in order.
     pub buildpacks: Vec<Buildpack>,
-    /// Stack to stage on.
-    #[serde(default)]
+    /// Stack to stage on (an Eirini-era CC does not send it; the stager's
+    /// default applies).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub stack: String,
     /// Where to download the buildpack cache, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -86,6 +93,12 @@ pub struct BuildpackStagingLifecycle {
     /// Where to upload the buildpack cache, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buildpack_cache_upload_uri: Option<String>,
+    /// Checksum of the buildpack cache CC holds, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildpack_cache_checksum: Option<String>,
+    /// Algorithm of `buildpack_cache_checksum` (`sha256`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buildpack_cache_checksum_algorithm: Option<String>,
 }
 
 /// One buildpack of a staging request.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use client::{SimClient, StagingLog};
-pub use instances::{Instance, InstancesResponse, OpiClient};
+pub use instances::{Instance, InstancesResponse, LrpInstances, OpiClient, lrp_instances};
 pub use zip::zip_dir;
 
 use crate::sim::state::{AppManifest, AppState, BuildState};

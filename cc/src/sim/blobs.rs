@@ -1,6 +1,7 @@
 //! Blobs over HTTP: droplet upload (multipart `upload[droplet]`, answered with a
-//! pollable job), job status, droplet download (`droplet_uri`) and app-bits
-//! download (`app_bits_download_uri`).
+//! pollable job; [`super::cc_uploader`] stores through [`store_droplet`] too),
+//! job status, droplet download (`droplet_uri`) and app-bits download
+//! (`app_bits_download_uri`).
 
 use std::sync::Arc;
 
@@ -24,20 +25,12 @@ pub const DROPLET_FIELD: &str = "upload[droplet]";
 pub async fn upload_droplet(
     State(sim): State<Arc<Sim>>,
     Path(build_guid): Path<String>,
+    uri: axum::http::Uri,
     multipart: std::result::Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> Result<Json<Job>> {
     let mut multipart = multipart.map_err(|e| Error::message_parse(e.body_text()))?;
     // Refuse early, before storing anything, when the build cannot take it.
-    match sim.store.snapshot().builds.get(&build_guid) {
-        None => return Err(Error::not_found(format!("build {build_guid} not found"))),
-        Some(build) if build.state != BuildState::Staging => {
-            return Err(Error::unprocessable(format!(
-                "build {build_guid} is {:?}, not staging: the droplet upload is refused",
-                build.state
-            )));
-        }
-        Some(_) => {}
-    }
+    check_build_takes_droplet(&sim, &build_guid)?;
     let mut droplet = None;
     while let Some(field) = multipart
         .next_field()
@@ -55,13 +48,54 @@ pub async fn upload_droplet(
     let droplet = droplet.ok_or_else(|| {
         Error::message_parse(format!("multipart body has no `{DROPLET_FIELD}` field"))
     })?;
+    let upload = DropletUpload {
+        build_guid,
+        path: uri.path().to_owned(),
+        via: None,
+    };
+    let job = store_droplet(&sim, upload, droplet).await?;
+    Ok(Json(job_view(&sim, &job)))
+}
+
+/// 404 for an unknown build, 422 for one that is not staging: what CC's upload
+/// endpoint answers before it reads the droplet.
+pub fn check_build_takes_droplet(sim: &Sim, build_guid: &str) -> Result<()> {
+    match sim.store.snapshot().builds.get(build_guid) {
+        None => Err(Error::not_found(format!("build {build_guid} not found"))),
+        Some(build) if build.state != BuildState::Staging => Err(Error::unprocessable(format!(
+            "build {build_guid} is {:?}, not staging: the droplet upload is refused",
+            build.state
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+/// A droplet arriving at CC's upload endpoint.
+#[derive(Debug, Clone)]
+pub struct DropletUpload {
+    /// The build (staging guid) it is for.
+    pub build_guid: String,
+    /// The CC route it arrived at (recorded in the `droplet_uploaded` event).
+    pub path: String,
+    /// What brought it when not the stager itself (`cc-uploader`).
+    pub via: Option<&'static str>,
+}
+
+/// Stores `droplet` for a staging build as CC's upload endpoint does: the blob
+/// first (atomically), then the build's `uploaded_droplet`, a finished job and
+/// a `droplet_uploaded` event. An empty droplet is refused.
+pub async fn store_droplet(
+    sim: &Sim,
+    upload: DropletUpload,
+    droplet: axum::body::Bytes,
+) -> Result<UploadJob> {
     if droplet.is_empty() {
         return Err(Error::message_parse(format!(
             "field `{DROPLET_FIELD}` is empty"
         )));
     }
     // The blob first: if we crash now, the state does not point at it yet.
-    let (sha256, size) = sim.store.put_droplet(&build_guid, droplet).await?;
+    let (sha256, size) = sim.store.put_droplet(&upload.build_guid, droplet).await?;
     let now = super::now_micros();
     let job = UploadJob {
         guid: new_guid(),
@@ -69,22 +103,20 @@ pub async fn upload_droplet(
         error: None,
         created_at_micros: now,
     };
-    let path = format!("/staging/v3/droplets/{build_guid}/upload");
+    let mut body = serde_json::json!({"sha256": sha256, "size": size});
+    if let Some(via) = upload.via {
+        body["via"] = via.into();
+    }
     let recorded = job.clone();
     sim.store
         .update(move |state| {
-            state.droplet_uploaded(&build_guid, sha256.clone(), size)?;
+            state.droplet_uploaded(&upload.build_guid, sha256.clone(), size)?;
             state.jobs.insert(recorded.guid.clone(), recorded);
-            state.record_event(
-                "droplet_uploaded",
-                &path,
-                serde_json::json!({"sha256": sha256, "size": size}),
-                now,
-            );
+            state.record_event("droplet_uploaded", &upload.path, body, now);
             Ok(())
         })
         .await?;
-    Ok(Json(job_view(&sim, &job)))
+    Ok(job)
 }
 
 /// `GET /staging/jobs/{guid}` (and `/internal/v4/staging_jobs/{guid}`).

@@ -29,6 +29,12 @@ pub async fn build_completed(
     let start = query.get("start").map(String::as_str) == Some("true");
     let path = format!("/internal/v3/staging/{guid}/build_completed");
     let now = super::now_micros();
+    let was_staged = sim
+        .store
+        .snapshot()
+        .builds
+        .get(&guid)
+        .is_some_and(|build| build.state == BuildState::Staged);
     let state = sim
         .store
         .update(|state| {
@@ -36,17 +42,21 @@ pub async fn build_completed(
                 StagingCompletion::Succeeded(result) => Ok(result),
                 StagingCompletion::Failed(error) => Err(error),
             };
-            let build_state = state.complete_build(&guid, outcome, start, now)?;
+            // Recorded first, so a late failure's own event follows it.
             state.record_event("staging_completed", &path, raw, now);
-            Ok(build_state)
+            state.complete_build(&guid, outcome, start, now)
         })
         .await?;
     sim.metrics
         .callbacks
         .with_label_values(&["staging_completed"])
         .inc();
-    if state == BuildState::Failed {
-        tracing::info!(build = %guid, "staging failed");
+    match (state, was_staged) {
+        (BuildState::Failed, true) => {
+            tracing::warn!(build = %guid, "staging reported failed after it had succeeded");
+        }
+        (BuildState::Failed, false) => tracing::info!(build = %guid, "staging failed"),
+        _ => {}
     }
     Ok(Json(serde_json::json!({})))
 }

@@ -10,6 +10,11 @@
 //!   `GET /staging/jobs/{guid}` (and `/internal/v4/staging_jobs/{guid}`),
 //!   `GET /staging/packages/{guid}` — see [`blobs`].
 //!
+//! cc-uploader's `POST /v1/droplet/{guid}?cc-droplet-upload-uri=…` (raw body,
+//! `Content-Length`, an empty `201`; the credentials are those of the CC URL in
+//! the query) — see [`cc_uploader`]. Staging requests hand the stager such a
+//! URI, as an Eirini-era CC does.
+//!
 //! Without credentials: `GET /internal/v2/droplets/{app_guid}/{hash}/download`
 //! (CC's "perma" droplet URL), `GET /sim/events` and the JSON API of [`api`].
 //!
@@ -21,11 +26,15 @@ pub mod auth;
 pub mod blobs;
 pub mod bulk;
 pub mod callbacks;
+pub mod cc_uploader;
 pub mod desire;
+#[cfg(test)]
+mod eirini_tests;
 mod metrics;
 mod response;
 #[cfg(test)]
 mod router_tests;
+pub mod stage_answer;
 pub mod staging;
 pub mod state;
 #[cfg(test)]
@@ -254,9 +263,13 @@ impl Sim {
                 put(api::scale).layer(json_limit()),
             );
         let open = access.guard_except(open, &["/internal/v2/droplets"]);
+        // cc-uploader checks no credentials of its own: CC checks those of the
+        // upload URL it is given.
+        let uploader = Router::new().route("/v1/droplet/{guid}", post(cc_uploader::upload_droplet));
         let sim = self.clone();
         internal
             .merge(open)
+            .merge(uploader)
             .fallback(|uri: axum::http::Uri| async move {
                 Error::not_found(format!("no route {}", uri.path()))
             })
@@ -267,11 +280,15 @@ impl Sim {
                     async move {
                         let upload = req.uri().path().ends_with("/upload")
                             || req.uri().path().ends_with("/bits");
+                        // cc-uploader answers in its own plain text.
+                        let uploader = req.uri().path().starts_with("/v1/");
                         let response = next.run(req).await;
                         sim.metrics.refresh(&sim.store.snapshot());
                         // axum's body-limit rejection is plain text: answer
                         // in CC's error format like every other refusal.
-                        if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+                            && !uploader
+                        {
                             let limit = if upload {
                                 MAX_UPLOAD_BYTES
                             } else {
@@ -304,6 +321,17 @@ impl Sim {
     /// The URL the simulator is reached at.
     pub fn public_url(&self) -> &Url {
         &self.public_url
+    }
+
+    /// The droplet upload URI an Eirini-era CC hands a stager for `build_guid`:
+    /// the simulator's cc-uploader endpoint, with CC's own upload URL (and
+    /// its credentials) in `cc-droplet-upload-uri`.
+    pub fn droplet_upload_uri(&self, build_guid: &str) -> String {
+        let mut root = self.public_url.clone();
+        root.set_path("/");
+        root.set_query(None);
+        let cc_upload = self.internal_url(&format!("/internal/v4/droplets/{build_guid}/upload"));
+        crate::model::cc_uploader_droplet_uri(&root, build_guid, &cc_upload).to_string()
     }
 
     /// The persistent state.

@@ -10,23 +10,28 @@ use crate::model::CcErrorBody;
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let (code, name) = match &self {
-            Error::Api { code, name, .. } => (*code, *name),
-            Error::Stager { .. } => (170_015, "RunnerUnavailable"),
-            _ => (10_001, "ServerError"),
-        };
+        let (status, body) = cc_answer(&self);
         if status.is_server_error() {
             tracing::warn!(error = %self, "cc-sim request failed");
         }
-        let body = CcErrorBody {
-            code,
-            description: self.to_string(),
-            error_code: format!("CF-{name}"),
-        };
         (status, Json(body)).into_response()
     }
+}
+
+/// The status and CC error body the simulator answers `error` with.
+pub fn cc_answer(error: &Error) -> (StatusCode, CcErrorBody) {
+    let status = StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let (code, name) = match error {
+        Error::Api { code, name, .. } => (*code, *name),
+        Error::Stager { .. } => (170_015, "RunnerUnavailable"),
+        _ => (10_001, "ServerError"),
+    };
+    let body = CcErrorBody {
+        code,
+        description: error.to_string(),
+        error_code: format!("CF-{name}"),
+    };
+    (status, body)
 }
 
 /// Parses a JSON body, turning any problem into CC's `MessageParseError` that

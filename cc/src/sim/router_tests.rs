@@ -11,12 +11,12 @@ use tower::ServiceExt;
 
 use super::{Config, Sim, auth::basic_header};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    sim: Arc<Sim>,
+pub(super) struct Fixture {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) sim: Arc<Sim>,
 }
 
-async fn sim_with(configure: impl FnOnce(&mut Config)) -> Fixture {
+pub(super) async fn sim_with(configure: impl FnOnce(&mut Config)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::new(dir.path());
     configure(&mut config);
@@ -27,15 +27,15 @@ async fn sim_with(configure: impl FnOnce(&mut Config)) -> Fixture {
     Fixture { _dir: dir, sim }
 }
 
-fn router(f: &Fixture) -> Router {
+pub(super) fn router(f: &Fixture) -> Router {
     f.sim.router()
 }
 
-fn auth() -> String {
+pub(super) fn auth() -> String {
     basic_header("internal_user", "internal_password")
 }
 
-async fn call(
+pub(super) async fn call(
     router: Router,
     method: &str,
     uri: &str,
@@ -56,7 +56,7 @@ async fn call(
     (status, bytes.to_vec())
 }
 
-async fn json_call(
+pub(super) async fn json_call(
     router: Router,
     method: &str,
     uri: &str,
@@ -330,7 +330,7 @@ async fn buildpack_staging_without_a_stager_is_refused_clearly() {
 }
 
 #[tokio::test]
-async fn unreachable_stager_fails_the_build_with_a_502() {
+async fn unreachable_stager_fails_the_build_as_a_stager_error() {
     // Port 9 (discard) on loopback is closed in test environments.
     let f = sim_with(|c| c.stager_url = Some("http://127.0.0.1:9".into())).await;
     json_call(
@@ -349,19 +349,17 @@ async fn unreachable_stager_fails_the_build_with_a_502() {
         Value::Null,
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
-    assert!(
-        body["description"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1:9"),
-        "{body}"
-    );
+    // CC's `Diego::Stager`: a failure to ask is `StagerError` (500).
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["error_code"], "CF-StagerError");
+    let description = body["description"].as_str().unwrap();
+    assert!(description.starts_with("Stager error: "), "{body}");
+    assert!(description.contains("127.0.0.1:9"), "{body}");
     let (_, app) = json_call(router(&f), "GET", "/sim/apps/web", false, Value::Null).await;
     assert_eq!(app["build"]["state"], "FAILED");
 }
 
-fn multipart(field: &str, bytes: &[u8]) -> (Body, String) {
+pub(super) fn multipart(field: &str, bytes: &[u8]) -> (Body, String) {
     let boundary = "cube-boundary";
     let mut body = Vec::new();
     body.extend(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"droplet.tgz\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
@@ -374,7 +372,7 @@ fn multipart(field: &str, bytes: &[u8]) -> (Body, String) {
 }
 
 /// Puts a buildpack app with bits and a build in STAGING, as a stager would see it.
-async fn staging_build(f: &Fixture) -> String {
+pub(super) async fn staging_build(f: &Fixture) -> String {
     json_call(
         router(f),
         "PUT",
@@ -436,11 +434,11 @@ async fn droplet_upload_job_completion_and_download() {
         "process_types": {"web": "ruby app.rb"}, "execution_metadata": ""}});
     let (status, body) = json_call(router(&f), "POST", &completed, true, result.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = json_call(router(&f), "POST", &completed, true, result).await;
+    let (status, body) = json_call(router(&f), "POST", &completed, true, result).await;
     assert_eq!(
-        status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "a second completion is refused"
+        (status, body["error_code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("CF-InvalidRequest")),
+        "a second success is refused, as CC does: {body}"
     );
 
     let (_, app) = json_call(router(&f), "GET", "/sim/apps/rb", false, Value::Null).await;
@@ -471,6 +469,11 @@ async fn droplet_upload_job_completion_and_download() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["droplet_uploaded", "staging_completed"]);
+    assert_eq!(events["events"][0]["path"], upload.as_str());
+    assert!(
+        events["events"][0]["body"].get("via").is_none(),
+        "the stager uploaded it itself"
+    );
 }
 
 #[tokio::test]

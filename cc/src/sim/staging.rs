@@ -1,5 +1,6 @@
 //! CC's side of staging: build the staging request, send it to the stager
-//! (`POST {stager}/stage/{staging_guid}`), or, for a Docker app when no stager
+//! (`POST {stager}/stage/{staging_guid}`; anything but 202 fails the build as
+//! `RunnerError`, see [`super::stage_answer`]), or, for a Docker app when no stager
 //! is configured, record the image as the droplet directly; stream a build's
 //! staging output from the stager ([`logs`]).
 
@@ -130,8 +131,7 @@ pub fn staging_request(sim: &Sim, app: &App, build: &Build) -> StagingRequest {
                         .map(|p| p.guid.as_str())
                         .unwrap_or_default()
                 )),
-                droplet_upload_uri: sim
-                    .internal_url(&format!("/staging/v3/droplets/{}/upload", build.guid)),
+                droplet_upload_uri: sim.droplet_upload_uri(&build.guid),
                 buildpacks: buildpacks
                     .iter()
                     .map(|name| Buildpack {
@@ -153,6 +153,8 @@ pub fn staging_request(sim: &Sim, app: &App, build: &Build) -> StagingRequest {
                 stack: stack.clone(),
                 buildpack_cache_download_uri: None,
                 buildpack_cache_upload_uri: None,
+                buildpack_cache_checksum: None,
+                buildpack_cache_checksum_algorithm: None,
             }),
         },
     };
@@ -166,6 +168,7 @@ pub fn staging_request(sim: &Sim, app: &App, build: &Build) -> StagingRequest {
     StagingRequest {
         app_guid: app.guid.clone(),
         app_name: app.name.clone(),
+        staging_guid: Some(build.guid.clone()),
         org_name: super::state::ORG_NAME.into(),
         org_guid: crate::guid::guid_from_seed("org"),
         space_name: super::state::SPACE_NAME.into(),
@@ -242,31 +245,37 @@ pub async fn logs(sim: &Sim, name: &str, follow: bool) -> Result<axum::response:
         .into_response())
 }
 
+/// `POST {stager}/stage/{guid}`, the answer read as an Eirini-era CC reads it
+/// ([`super::stage_answer`]).
 async fn send(sim: &Sim, stager: &url::Url, guid: &str, request: &StagingRequest) -> Result<()> {
     let mut url = stager.clone();
     let prefix = stager.path().trim_end_matches('/').to_owned();
     url.set_path(&format!("{prefix}/stage/{guid}"));
     let shown = crate::client::urls::redact(&url);
-    let unreachable = |message: String| Error::Stager {
-        url: shown.clone(),
-        message,
-    };
     let response = sim
         .http
         .post(url.clone())
         .json(request)
         .send()
         .await
-        .map_err(|e| unreachable(format!("cannot send the staging request: {}", chain(&e))))?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
+        .map_err(|e| {
+            Error::stager_error(format!(
+                "cannot send the staging request to {shown}: {}",
+                chain(&e)
+            ))
+        })?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| {
+        Error::stager_error(format!(
+            "cannot read the answer of {shown} ({status}): {}",
+            chain(&e)
+        ))
+    })?;
+    let read = super::stage_answer::read(status, &body);
+    if let Err(error) = &read {
+        tracing::info!(url = %shown, status, %error, "the stager refused the staging request");
     }
-    let body = response.text().await.unwrap_or_default();
-    Err(unreachable(format!(
-        "refused the staging request with {status}: {}",
-        body.trim()
-    )))
+    read
 }
 
 fn chain(error: &dyn std::error::Error) -> String {
@@ -280,15 +289,19 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The request as recorded in events: credentials in URLs removed.
+/// The request as recorded in events: credentials in URLs (and in URLs
+/// nested in their queries) removed.
 fn redact(mut body: serde_json::Value) -> serde_json::Value {
     fn walk(value: &mut serde_json::Value) {
         match value {
             serde_json::Value::String(text) => {
-                if let Ok(url) = url::Url::parse(text)
-                    && !url.username().is_empty()
-                {
-                    *text = crate::client::urls::redact(&url);
+                // Credentials in the URL, or in a URL in its query
+                // (cc-uploader's `cc-droplet-upload-uri`).
+                if let Ok(url) = url::Url::parse(text) {
+                    let shown = crate::client::urls::redact(&url);
+                    if shown != url.as_str() {
+                        *text = shown;
+                    }
                 }
             }
             serde_json::Value::Array(items) => items.iter_mut().for_each(walk),

@@ -194,6 +194,10 @@ pub struct Build {
     pub created_at_micros: i64,
     /// Start the app when staging succeeds.
     pub start_when_staged: bool,
+    /// A failure arrived after the build had STAGED (CC applies it: the
+    /// build is FAILED; see [`State::complete_build`]).
+    #[serde(default)]
+    pub failed_after_staged: bool,
 }
 
 /// A droplet upload job (always processed synchronously, so finished or failed).
@@ -217,7 +221,7 @@ pub struct Event {
     /// When it arrived, microseconds since the epoch.
     pub at_micros: i64,
     /// `staging_completed`, `app_crashed`, `task_completed`, `droplet_uploaded`,
-    /// `staging_requested`, `staged_without_stager`.
+    /// `staging_requested`, `staged_without_stager`, `staging_failed_after_staged`.
     pub kind: String,
     /// The request path (or the object it concerns).
     pub path: String,
@@ -546,6 +550,7 @@ impl State {
             uploaded_droplet: None,
             created_at_micros: now_micros,
             start_when_staged: start,
+            failed_after_staged: false,
         };
         app.latest_build = Some(build.guid.clone());
         self.builds.insert(build.guid.clone(), build.clone());
@@ -568,8 +573,14 @@ impl State {
         Ok(())
     }
 
-    /// Applies a staging outcome to build `build_guid` and its app. `start`
-    /// (CC's `?start=true`) starts the app when staging succeeded.
+    /// Applies a staging outcome to build `build_guid` and its app as CC's
+    /// `StagingCompletionHandler` does. `start` is CC's `?start=true` (v2
+    /// staging, which starts the app).
+    ///
+    /// A failure is applied whatever state the build is in — CC's
+    /// `handle_failure` checks none — see [`State::fail_staging`]. A success
+    /// for a build no longer staging is CC's 400 `InvalidRequest`; otherwise it
+    /// sets the app's droplet (see [`State::stage_succeeded`]).
     pub fn complete_build(
         &mut self,
         build_guid: &str,
@@ -582,51 +593,100 @@ impl State {
             .get(build_guid)
             .cloned()
             .ok_or_else(|| Error::not_found(format!("Build not found: {build_guid}")))?;
+        match outcome {
+            Err(error) => Ok(self.fail_staging(&build, error, start, now_micros)),
+            Ok(result) => self.stage_succeeded(&build, result, start, now_micros),
+        }
+    }
+
+    /// A staging success: the app gets the droplet when this is its latest
+    /// build, and starts with `start` (or the build's own start). A result
+    /// that gives no usable droplet fails the build instead.
+    fn stage_succeeded(
+        &mut self,
+        build: &Build,
+        result: StagingResult,
+        start: bool,
+        now_micros: i64,
+    ) -> Result<BuildState> {
         if build.state != BuildState::Staging {
-            return Err(Error::unprocessable(format!(
-                "build {build_guid} is already {:?}",
-                build.state
+            return Err(Error::api_invalid_request(format!(
+                "The request is invalid: build {} is already {:?}",
+                build.guid, build.state
             )));
         }
-        let app_id = self.app_id_by_guid(&build.app_guid);
-        let outcome = match (outcome, app_id) {
-            (_, None) => Err(StagingError::staging("the app was deleted while staging")),
-            (Ok(result), Some(_)) => droplet_for(&build, result),
-            (Err(error), Some(_)) => Err(error),
+        let Some(app_id) = self.app_id_by_guid(&build.app_guid) else {
+            let error = StagingError::staging("the app was deleted while staging");
+            return Ok(self.fail_staging(build, error, false, now_micros));
         };
-        let state = match outcome {
-            Ok(droplet) => {
-                if let Some(id) = app_id {
-                    let is_latest = {
-                        let app = self.app_mut(id)?;
-                        app.latest_build.as_deref() == Some(build_guid)
-                    };
-                    if is_latest {
-                        let app = self.app_mut(id)?;
-                        app.droplet = Some(droplet);
-                        if start || build.start_when_staged {
-                            app.state = AppState::Started;
-                        }
-                        if app.state == AppState::Started {
-                            app.new_version(now_micros);
-                        } else {
-                            app.touch(now_micros);
-                        }
-                    }
-                }
-                BuildState::Staged
-            }
-            Err(error) => {
-                if let Some(b) = self.builds.get_mut(build_guid) {
-                    b.error = Some(error);
-                }
-                BuildState::Failed
-            }
+        let droplet = match droplet_for(build, result) {
+            Ok(droplet) => droplet,
+            // CC fails such a build without stopping the app.
+            Err(error) => return Ok(self.fail_staging(build, error, false, now_micros)),
         };
-        if let Some(b) = self.builds.get_mut(build_guid) {
-            b.state = state;
+        let app = self.app_mut(app_id)?;
+        if app.latest_build.as_deref() == Some(build.guid.as_str()) {
+            app.droplet = Some(droplet);
+            if start || build.start_when_staged {
+                app.state = AppState::Started;
+            }
+            if app.state == AppState::Started {
+                app.new_version(now_micros);
+            } else {
+                app.touch(now_micros);
+            }
         }
-        Ok(state)
+        if let Some(b) = self.builds.get_mut(&build.guid) {
+            b.state = BuildState::Staged;
+        }
+        Ok(BuildState::Staged)
+    }
+
+    /// A staging failure, applied as CC's `handle_failure` does: the build
+    /// becomes FAILED with `error` (`fail_to_stage!`), even after it STAGED;
+    /// with `stop_app` (CC's `with_start`) the app is stopped (`V2::AppStop`);
+    /// the app keeps its droplet. A failure after success is marked on the
+    /// build (`failed_after_staged`) and recorded as a
+    /// `staging_failed_after_staged` event, so a scheduler that reports both
+    /// shows.
+    fn fail_staging(
+        &mut self,
+        build: &Build,
+        error: StagingError,
+        stop_app: bool,
+        now_micros: i64,
+    ) -> BuildState {
+        let after_staged = build.state == BuildState::Staged;
+        if let Some(b) = self.builds.get_mut(&build.guid) {
+            b.state = BuildState::Failed;
+            b.error = Some(error.clone());
+            b.failed_after_staged |= after_staged;
+        }
+        let stopped = stop_app && self.stop_app_by_guid(&build.app_guid, now_micros);
+        if after_staged {
+            let body = serde_json::json!({
+                "build_guid": build.guid,
+                "app_guid": build.app_guid,
+                "error": error,
+                "app_stopped": stopped,
+            });
+            let path = format!("/internal/v3/staging/{}/build_completed", build.guid);
+            self.record_event("staging_failed_after_staged", &path, body, now_micros);
+        }
+        BuildState::Failed
+    }
+
+    /// Stops the app with this guid; whether it was started.
+    fn stop_app_by_guid(&mut self, app_guid: &str, now_micros: i64) -> bool {
+        let Some(app) = self.apps.values_mut().find(|app| app.guid == app_guid) else {
+            return false;
+        };
+        if app.state == AppState::Stopped {
+            return false;
+        }
+        app.state = AppState::Stopped;
+        app.touch(now_micros);
+        true
     }
 
     /// Starts `name`: it must have a droplet. Starting a stopped app makes a

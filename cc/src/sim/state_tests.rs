@@ -169,13 +169,114 @@ fn buildpack_staging_needs_bits_and_a_droplet() {
     let app = state.app_by_name("rb").unwrap();
     assert_eq!(app.droplet.as_ref().unwrap().hash.as_deref(), Some("abc"));
     assert!(app.is_desired());
-    // A second completion is refused; so is a late upload.
+    // A second success is refused (CC's InvalidRequest); so is a late upload.
+    let again = state
+        .complete_build(&build.guid, Ok(docker_result("x")), false, NOW)
+        .unwrap_err();
+    assert!(matches!(
+        again,
+        crate::Error::Api {
+            status: 400,
+            name: "InvalidRequest",
+            ..
+        }
+    ));
+    assert!(state.droplet_uploaded(&build.guid, "d".into(), 1).is_err());
+}
+
+/// A started app staged by `build`, then its build reported failed with `start`.
+fn staged_then_failed(start: bool) -> (State, App, String) {
+    let mut state = State::default();
+    running(&mut state, "web");
+    let build = state.start_build("web", true, NOW).unwrap();
+    state
+        .complete_build(&build.guid, Ok(docker_result("nginx:2")), true, NOW)
+        .unwrap();
+    let staged = state.app_by_name("web").unwrap().clone();
+    assert!(staged.is_desired());
+    let late = StagingError {
+        id: "BuildpackCompileFailed".into(),
+        message: "reported after success".into(),
+    };
+    assert_eq!(
+        state
+            .complete_build(&build.guid, Err(late), start, NOW + 1)
+            .unwrap(),
+        BuildState::Failed,
+        "CC applies a failure whatever state the build is in"
+    );
+    (state, staged, build.guid)
+}
+
+#[test]
+fn a_failure_after_success_fails_the_build_and_is_recorded() {
+    let (state, staged, guid) = staged_then_failed(false);
+    let build = &state.builds[&guid];
+    assert_eq!(build.state, BuildState::Failed);
+    assert!(build.failed_after_staged);
+    assert_eq!(build.error.as_ref().unwrap().id, "BuildpackCompileFailed");
+    // CC's `fail_to_stage!` touches the build only: the droplet stays and,
+    // without `start`, the app keeps running it.
+    let app = state.app_by_name("web").unwrap();
+    assert_eq!(app.droplet, staged.droplet);
+    assert_eq!(app.process_guid(), staged.process_guid());
+    assert!(app.is_desired());
+    let late: Vec<&Event> = state
+        .events
+        .iter()
+        .filter(|e| e.kind == "staging_failed_after_staged")
+        .collect();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].body["build_guid"], guid.as_str());
+    assert_eq!(late[0].body["error"]["message"], "reported after success");
+    assert_eq!(late[0].body["app_stopped"], false);
+}
+
+#[test]
+fn with_start_a_late_failure_stops_the_app_like_cc() {
+    let (state, staged, guid) = staged_then_failed(true);
+    assert!(state.builds[&guid].failed_after_staged);
+    let app = state.app_by_name("web").unwrap();
+    assert_eq!(app.state, AppState::Stopped, "CC's V2::AppStop");
+    assert!(!app.is_desired(), "the bulk API stops listing it");
+    assert_eq!(app.droplet, staged.droplet);
+    assert!(state.desired_page(0, 10).is_empty());
+    let late = state
+        .events
+        .iter()
+        .find(|e| e.kind == "staging_failed_after_staged")
+        .unwrap();
+    assert_eq!(late.body["app_stopped"], true);
+}
+
+#[test]
+fn a_failure_while_staging_is_not_marked_late() {
+    let mut state = State::default();
+    running(&mut state, "web");
+    let build = state.start_build("web", true, NOW).unwrap();
+    state
+        .complete_build(&build.guid, Err(StagingError::staging("first")), true, NOW)
+        .unwrap();
+    // A second failure is applied again (CC overwrites the error), not late.
+    state
+        .complete_build(
+            &build.guid,
+            Err(StagingError::staging("second")),
+            false,
+            NOW,
+        )
+        .unwrap();
+    let failed = &state.builds[&build.guid];
+    assert_eq!(failed.error.as_ref().unwrap().message, "second");
+    assert!(!failed.failed_after_staged);
     assert!(
         state
-            .complete_build(&build.guid, Err(StagingError::staging("x")), false, NOW)
-            .is_err()
+            .events
+            .iter()
+            .all(|e| e.kind != "staging_failed_after_staged")
     );
-    assert!(state.droplet_uploaded(&build.guid, "d".into(), 1).is_err());
+    // `start` on the failure stopped the app (CC's `with_start`).
+    assert_eq!(state.app_by_name("web").unwrap().state, AppState::Stopped);
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //!
 //! - [`download`]: app bits and buildpacks (zips) from their URLs;
 //! - [`build`]: the buildpack lifecycle, writing `droplet.tgz` and `result.json`;
-//! - [`upload`]: the droplet to CC (polling its job) and to the Registry, then
-//!   the result to St8ge;
+//! - [`upload`]: the droplet to CC — the raw bytes through cc-uploader when
+//!   CC handed a cc-uploader URI, else multipart to CC, polling its job — and
+//!   to the Registry, then the result to St8ge;
 //! - [`run`]: all three, within the staging timeout (the local backend's task).
 //!
 //! A step that fails reports `{error}` to St8ge, leaves a `staging-failed`

@@ -1,10 +1,16 @@
-//! `cube stage upload`: the droplet to CC's `droplet_upload_uri` (polling CC's
-//! job until it is finished) and to the Registry's droplet import, then the
-//! staging result to St8ge.
+//! `cube stage upload`: the droplet to CC's `droplet_upload_uri` and to the
+//! Registry's droplet import, then the staging result to St8ge.
+//!
+//! How the droplet reaches CC depends on the URI CC handed out
+//! ([`cc::model::DropletUploadTarget`]): an Eirini-era CC hands a cc-uploader
+//! URI (`/v1/droplet/{guid}?cc-droplet-upload-uri=…`), which takes the raw
+//! bytes with their `Content-Length` and answers `201` once CC stored them;
+//! CC's own upload endpoint takes multipart `upload[droplet]` and answers a job
+//! this step polls until it finished.
 
 use std::time::Duration;
 
-use cc::model::{StagingError, StagingResult};
+use cc::model::{DropletUploadTarget, StagingError, StagingResult};
 use reqwest::Url;
 
 use super::{Outcome, StepConfig, cc_client, perform, workspace_failure};
@@ -14,13 +20,14 @@ use crate::lifecycle::{failure, ids};
 /// Where the droplet goes.
 #[derive(Debug, Clone)]
 pub struct UploadConfig {
-    /// CC's `droplet_upload_uri` (credentials in the URL).
+    /// CC's `droplet_upload_uri` (credentials in the URL): CC's own upload
+    /// endpoint or a cc-uploader URI.
     pub droplet_upload_url: String,
     /// The Registry (`http://127.0.0.1:8087`); `None` skips the import.
     pub registry_url: Option<Url>,
     /// The image's droplet guid: `cloudfoundry/<guid>:<sha256>`.
     pub droplet_guid: String,
-    /// Time between polls of CC's upload job.
+    /// Time between polls of CC's upload job (CC's own endpoint only).
     pub poll_interval: Duration,
     /// Most polls of CC's upload job.
     pub max_polls: u32,
@@ -54,27 +61,41 @@ pub(crate) async fn upload(
     };
     let droplet = bytes::Bytes::from(droplet);
 
-    crate::output::say("-----> Uploading the droplet to Cloud Controller");
-    let cc = cc_client(&config.droplet_upload_url)?;
-    let job = cc
-        .upload_droplet(&config.droplet_upload_url, droplet.clone())
-        .await
-        .map_err(|e| failure(ids::STAGING, format!("uploading the droplet failed: {e}")))?;
-    cc.wait_for_job(job, config.poll_interval, config.max_polls)
-        .await
-        .map_err(|e| {
-            failure(
-                ids::STAGING,
-                format!("uploading the droplet failed: CC's upload job: {e}"),
-            )
-        })?;
-
+    deliver(config, droplet.clone()).await?;
     if let Some(registry) = &config.registry_url {
         crate::output::say("-----> Importing the droplet into the Registry");
         import(registry, &config.droplet_guid, &sha256, droplet).await?;
     }
     crate::output::say("-----> Staging complete");
     Ok(result)
+}
+
+/// Sends the droplet to CC as its `droplet_upload_uri` takes it; a failure
+/// names the receiver and why.
+async fn deliver(
+    config: &UploadConfig,
+    droplet: bytes::Bytes,
+) -> std::result::Result<(), StagingError> {
+    let receiver =
+        match Url::parse(&config.droplet_upload_url).map(|url| DropletUploadTarget::of(&url)) {
+            Ok(DropletUploadTarget::CcUploader) => "through cc-uploader",
+            _ => "to Cloud Controller",
+        };
+    crate::output::say(format!("-----> Uploading the droplet {receiver}"));
+    let cc = cc_client(&config.droplet_upload_url)?;
+    cc.deliver_droplet(
+        &config.droplet_upload_url,
+        droplet,
+        config.poll_interval,
+        config.max_polls,
+    )
+    .await
+    .map_err(|e| {
+        failure(
+            ids::STAGING,
+            format!("uploading the droplet {receiver} failed: {e}"),
+        )
+    })
 }
 
 /// `POST {registry}/v2/cloudfoundry/<guid>/droplets?hash=<sha256>` with the `.tgz`.
@@ -123,3 +144,6 @@ async fn import(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
