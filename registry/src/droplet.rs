@@ -3,8 +3,9 @@
 //! vcap, uid/gid 2000) → tar → gzip, hashing the input (sha256 and sha1, to check
 //! the droplet hash), the uncompressed layer (diff id) and the compressed layer
 //! (blob digest) as the bytes flow. The pass runs as a three-thread pipeline
-//! with bounded channels (`droplet/pipeline.rs`); the gzip stores segments that do not
-//! compress instead of growing them (`droplet/gzip.rs`).
+//! with bounded channels (`droplet/pipeline.rs`); the entries are checked and
+//! re-rooted by its rewrite stage (`droplet/rewrite.rs`); the gzip stores
+//! segments that do not compress instead of growing them (`droplet/gzip.rs`).
 //!
 //! Hostile droplets are refused: `..` components, absolute paths, links that
 //! leave the droplet root or are written through, device files and FIFOs,
@@ -15,13 +16,13 @@
 
 mod gzip;
 mod pipeline;
+mod rewrite;
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 
-use flate2::read::MultiGzDecoder;
 use tar::{EntryType, Header};
 
 use crate::{Digest, Error};
@@ -31,8 +32,6 @@ use pipeline::Tripped;
 pub const ROOT: &str = "home/vcap";
 /// uid and gid of the `vcap` user.
 pub const VCAP_ID: u64 = 2000;
-/// Largest `staging_info.yml` read for the start command.
-const MAX_STAGING_INFO: u64 = 64 * 1024;
 
 /// Limits on one droplet.
 #[derive(Debug, Clone, Copy)]
@@ -194,30 +193,7 @@ impl Tree {
     }
 }
 
-/// Counts the inflated stream, stopping gzip bombs.
-struct Unpacked<'t, R> {
-    inner: R,
-    read: u64,
-    limit: u64,
-    tripped: &'t Tripped,
-}
-
-impl<R: Read> Read for Unpacked<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.limit {
-            let why = format!(
-                "droplet unpacks to more than the limit of {} bytes",
-                self.limit
-            );
-            let _ = self.tripped.set(why.clone());
-            return Err(io::Error::other(why));
-        }
-        Ok(n)
-    }
-}
-
+/// The header of an entry owned by vcap, with `mode`'s permission bits.
 fn vcap_header(kind: EntryType, mode: u32, mtime: u64, size: u64) -> Header {
     let mut header = Header::new_gnu();
     header.set_entry_type(kind);
@@ -263,7 +239,7 @@ where
             .map_err(spawn_err)?;
         // Both channel ends are dropped when `rewrite` returns, so the other
         // stages stop even when it fails.
-        let rewritten = rewrite(
+        let rewritten = rewrite::rewrite(
             pipeline::Chunks::new(input_rx, stopped),
             pipeline::LayerWriter::new(layer_tx),
             limits,
@@ -289,170 +265,6 @@ where
         (_, Some(why)) => Err(Error::TooLarge(why)),
         (result, None) => result,
     }
-}
-
-/// The rewrite stage: gunzips the droplet from `input`, checks every entry and
-/// writes the re-rooted tar to `layer`. Returns the start command.
-fn rewrite(
-    input: pipeline::Chunks<'_>,
-    layer: pipeline::LayerWriter,
-    limits: &Limits,
-    tripped: &Tripped,
-) -> Result<Option<String>, Error> {
-    let invalid = |e: io::Error| Error::DropletInvalid(format!("not a readable .tgz: {e}"));
-    let unpacked = Unpacked {
-        inner: MultiGzDecoder::new(input),
-        read: 0,
-        limit: limits.max_unpacked,
-        tripped,
-    };
-    let mut archive = tar::Archive::new(unpacked);
-    let mut builder = tar::Builder::new(layer);
-    let write_err = |e: io::Error| Error::Storage(format!("writing the layer: {e}"));
-
-    // home/ stays root's; home/vcap/ belongs to vcap.
-    let mut home = Header::new_gnu();
-    home.set_entry_type(EntryType::Directory);
-    home.set_mode(0o755);
-    home.set_size(0);
-    builder
-        .append_data(&mut home, "home/", io::empty())
-        .map_err(write_err)?;
-    let mut root = vcap_header(EntryType::Directory, 0o755, 0, 0);
-    builder
-        .append_data(&mut root, format!("{ROOT}/"), io::empty())
-        .map_err(write_err)?;
-
-    let mut tree = Tree::default();
-    let mut entries = 0u64;
-    let mut start_command = None;
-    for entry in archive.entries().map_err(invalid)? {
-        let mut entry = entry.map_err(invalid)?;
-        entries += 1;
-        if entries > limits.max_entries {
-            return Err(Error::TooLarge(format!(
-                "droplet has more than {} entries",
-                limits.max_entries
-            )));
-        }
-        let kind = entry.header().entry_type();
-        if matches!(kind, EntryType::XGlobalHeader) {
-            continue;
-        }
-        let path_bytes = entry.path_bytes().into_owned();
-        let Some(path) = reroot(&path_bytes).map_err(Error::DropletInvalid)? else {
-            continue; // the droplet root itself
-        };
-        let mode = entry.header().mode().map_err(invalid)?;
-        let mtime = entry.header().mtime().unwrap_or(0);
-        let size = entry.header().size().map_err(invalid)?;
-        let kind = if kind == EntryType::Continuous {
-            EntryType::Regular
-        } else {
-            kind
-        };
-        if size > limits.max_unpacked {
-            return Err(Error::TooLarge(format!(
-                "entry {path:?} declares {size} bytes; the limit is {}",
-                limits.max_unpacked
-            )));
-        }
-        if !matches!(
-            kind,
-            EntryType::Regular | EntryType::Directory | EntryType::Symlink | EntryType::Link
-        ) {
-            return Err(Error::DropletInvalid(format!(
-                "entry {path:?} is a {} ({kind:?}); only files, directories and links are allowed",
-                describe(kind)
-            )));
-        }
-        tree.enter(&path, kind).map_err(Error::DropletInvalid)?;
-        let target_path = format!("{ROOT}/{path}");
-        match kind {
-            EntryType::Regular if path == "staging_info.yml" && size <= MAX_STAGING_INFO => {
-                let mut data = Vec::with_capacity(size as usize);
-                (&mut entry)
-                    .take(MAX_STAGING_INFO)
-                    .read_to_end(&mut data)
-                    .map_err(invalid)?;
-                start_command = parse_start_command(&data);
-                let mut header = vcap_header(kind, mode, mtime, data.len() as u64);
-                builder
-                    .append_data(&mut header, &target_path, data.as_slice())
-                    .map_err(write_err)?;
-            }
-            EntryType::Regular => {
-                let mut header = vcap_header(kind, mode, mtime, size);
-                builder
-                    .append_data(&mut header, &target_path, &mut entry)
-                    .map_err(|e| Error::DropletInvalid(format!("reading entry {path:?}: {e}")))?;
-            }
-            EntryType::Directory => {
-                let mut header = vcap_header(kind, mode, mtime, 0);
-                builder
-                    .append_data(&mut header, format!("{target_path}/"), io::empty())
-                    .map_err(write_err)?;
-            }
-            EntryType::Symlink => {
-                let target = entry.link_name_bytes().ok_or_else(|| {
-                    Error::DropletInvalid(format!("symlink {path:?} has no target"))
-                })?;
-                let target = std::str::from_utf8(&target)
-                    .map_err(|_| {
-                        Error::DropletInvalid(format!("symlink {path:?} target is not UTF-8"))
-                    })?
-                    .to_owned();
-                tree.check_symlink(&path, &target)
-                    .map_err(Error::DropletInvalid)?;
-                let mut header = vcap_header(kind, 0o777, mtime, 0);
-                builder
-                    .append_link(&mut header, &target_path, &target)
-                    .map_err(write_err)?;
-            }
-            EntryType::Link => {
-                let target = entry.link_name_bytes().ok_or_else(|| {
-                    Error::DropletInvalid(format!("hard link {path:?} has no target"))
-                })?;
-                let target = tree
-                    .check_hardlink(&path, &target)
-                    .map_err(Error::DropletInvalid)?;
-                let mut header = vcap_header(kind, mode, mtime, 0);
-                builder
-                    .append_link(&mut header, &target_path, format!("{ROOT}/{target}"))
-                    .map_err(write_err)?;
-            }
-            _ => unreachable_kind()?,
-        }
-    }
-
-    // Read to the end so the droplet hash covers all of it.
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(invalid)?;
-    builder
-        .into_inner()
-        .and_then(pipeline::LayerWriter::finish)
-        .map_err(write_err)?;
-    Ok(start_command)
-}
-
-fn unreachable_kind() -> Result<(), Error> {
-    Err(Error::DropletInvalid("unsupported entry type".into()))
-}
-
-fn describe(kind: EntryType) -> &'static str {
-    match kind {
-        EntryType::Char => "character device",
-        EntryType::Block => "block device",
-        EntryType::Fifo => "FIFO",
-        EntryType::GNUSparse => "sparse file",
-        _ => "special entry",
-    }
-}
-
-/// `start_command` of a `staging_info.yml` (which CF writes as JSON).
-fn parse_start_command(data: &[u8]) -> Option<String> {
-    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
-    value.get("start_command")?.as_str().map(str::to_owned)
 }
 
 #[cfg(test)]

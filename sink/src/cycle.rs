@@ -3,14 +3,16 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
-use cc::model::{DesireAppRequestFromCC, ProcessGuid};
+use cc::model::{DesireAppRequestFromCC, Fingerprint, ProcessGuid};
 use futures::StreamExt;
 use opi::http::OpiClient;
 use opi::model::LrpId;
-use opi::model::wire::{LrpUpdateBody, UpdateLrpRequest};
+use opi::model::wire::{
+    DesireLrpRequest, DesiredLrpBody, LrpUpdateBody, SchedulingInfoBody, UpdateLrpRequest,
+};
 
 use crate::Error;
-use crate::diff::{self, CcApp, OpiLrp};
+use crate::diff::{self, CcApp, OpiLrp, Plan};
 use crate::metrics::Metrics;
 use crate::registry::{Ensured, RegistryClient};
 use crate::translate::{self, Translated};
@@ -134,31 +136,15 @@ impl Converger {
         result
     }
 
+    /// One cycle's work: read both sides, diff, write what changed, then
+    /// stop what CC no longer desires.
     async fn converge(&self) -> Result<CycleReport, Error> {
         // A failed page fails the whole walk: a partial list must never
         // make us stop apps that still exist.
         let fingerprints = self.cc.fingerprints(self.settings.batch_size).await?;
         let lrps = self.opi.list().await?;
-        let cc_apps: Vec<CcApp> = fingerprints
-            .into_iter()
-            .map(|f| CcApp {
-                process_guid: f.process_guid.0,
-                etag: f.etag.0,
-            })
-            .collect();
-        let opi_lrps: Vec<OpiLrp> = lrps
-            .into_iter()
-            .map(|l| OpiLrp {
-                process_guid: if l.process_guid.is_empty() {
-                    format!("{}-{}", l.guid, l.version)
-                } else {
-                    l.process_guid
-                },
-                guid: l.guid,
-                version: l.version,
-                annotation: l.annotation,
-            })
-            .collect();
+        let cc_apps = cc_apps(fingerprints);
+        let opi_lrps = opi_lrps(lrps);
         self.metrics
             .apps
             .set(i64::try_from(cc_apps.len()).unwrap_or(i64::MAX));
@@ -171,7 +157,30 @@ impl Converger {
         if plan.is_empty() {
             return Ok(report);
         }
+        let failed_apps = self.write_all(&plan, &mut report).await?;
+        // Stops: never of an app whose new version just failed to start,
+        // never more than the guard allows.
+        let stops: Vec<OpiLrp> = plan
+            .stop
+            .into_iter()
+            .filter(|lrp| !failed_apps.contains(&lrp.guid))
+            .collect();
+        if self.refuses_mass_stop(stops.len(), opi_lrps.len()) {
+            report.stops_refused = stops.len();
+            return Ok(report);
+        }
+        self.stop_all(stops, &mut report).await;
+        Ok(report)
+    }
 
+    /// Fetches the full records of the plan's new and changed apps and writes
+    /// them to OPI (at most `parallel` at once), counting each outcome in
+    /// `report`. Answers the app guids whose write failed.
+    async fn write_all(
+        &self,
+        plan: &Plan,
+        report: &mut CycleReport,
+    ) -> Result<BTreeSet<String>, Error> {
         let to_fetch = plan.to_fetch();
         let records = self.fetch(&to_fetch).await?;
         let new: BTreeSet<&str> = plan.desire.iter().map(String::as_str).collect();
@@ -194,55 +203,72 @@ impl Converger {
             .await;
         let mut failed_apps = BTreeSet::new();
         for (pg, app_guid, outcome) in outcomes {
-            match outcome {
-                Ok(Done::Desired { imported }) => {
-                    report.desired += 1;
-                    report.imported += usize::from(imported);
-                    self.metrics.actions.with_label_values(&["desire"]).inc();
-                }
-                Ok(Done::Redesired { imported }) => {
-                    report.redesired += 1;
-                    report.imported += usize::from(imported);
-                    self.metrics.actions.with_label_values(&["desire"]).inc();
-                }
-                Ok(Done::Updated) => {
-                    report.updated += 1;
-                    self.metrics.actions.with_label_values(&["update"]).inc();
-                }
-                Err(why) => {
-                    tracing::warn!(process_guid = %pg, error = %why, "cannot converge app; retrying next cycle");
-                    self.metrics.actions.with_label_values(&["error"]).inc();
-                    report.errors.push(format!("{pg}: {why}"));
-                    failed_apps.insert(app_guid);
-                }
+            if !self.count_write(&pg, outcome, report) {
+                failed_apps.insert(app_guid);
             }
         }
+        Ok(failed_apps)
+    }
 
-        // Stops: never of an app whose new version just failed to start,
-        // never more than the guard allows.
-        let stops: Vec<OpiLrp> = plan
-            .stop
-            .into_iter()
-            .filter(|lrp| !failed_apps.contains(&lrp.guid))
-            .collect();
-        if !self.settings.allow_mass_stop
-            && diff::is_mass_stop(
-                stops.len(),
-                opi_lrps.len(),
+    /// Counts one write's outcome in `report` and the metrics; `false` when
+    /// it failed.
+    fn count_write(
+        &self,
+        pg: &str,
+        outcome: Result<Done, String>,
+        report: &mut CycleReport,
+    ) -> bool {
+        match outcome {
+            Ok(Done::Desired { imported }) => {
+                report.desired += 1;
+                report.imported += usize::from(imported);
+                self.metrics.actions.with_label_values(&["desire"]).inc();
+            }
+            Ok(Done::Redesired { imported }) => {
+                report.redesired += 1;
+                report.imported += usize::from(imported);
+                self.metrics.actions.with_label_values(&["desire"]).inc();
+            }
+            Ok(Done::Updated) => {
+                report.updated += 1;
+                self.metrics.actions.with_label_values(&["update"]).inc();
+            }
+            Err(why) => {
+                tracing::warn!(process_guid = %pg, error = %why, "cannot converge app; retrying next cycle");
+                self.metrics.actions.with_label_values(&["error"]).inc();
+                report.errors.push(format!("{pg}: {why}"));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether the mass-stop guard refuses stopping `stops` of `total` LRPs
+    /// (logged and counted when it does).
+    fn refuses_mass_stop(&self, stops: usize, total: usize) -> bool {
+        if self.settings.allow_mass_stop
+            || !diff::is_mass_stop(
+                stops,
+                total,
                 self.settings.max_stop_fraction,
                 self.settings.mass_stop_min,
             )
         {
-            tracing::error!(
-                would_stop = stops.len(),
-                of = opi_lrps.len(),
-                max_fraction = self.settings.max_stop_fraction,
-                "refusing to stop this many LRPs at once; stopping none (use --allow-mass-stop if intended)"
-            );
-            self.metrics.mass_stop_refused.inc();
-            report.stops_refused = stops.len();
-            return Ok(report);
+            return false;
         }
+        tracing::error!(
+            would_stop = stops,
+            of = total,
+            max_fraction = self.settings.max_stop_fraction,
+            "refusing to stop this many LRPs at once; stopping none (use --allow-mass-stop if intended)"
+        );
+        self.metrics.mass_stop_refused.inc();
+        true
+    }
+
+    /// Stops `stops` (at most `parallel` at once; one already gone counts as
+    /// stopped), counting each outcome in `report`.
+    async fn stop_all(&self, stops: Vec<OpiLrp>, report: &mut CycleReport) {
         let stopped: Vec<(String, Result<(), opi::Error>)> = futures::stream::iter(stops)
             .map(|lrp| async move {
                 let id = LrpId::new(lrp.guid, lrp.version);
@@ -268,7 +294,6 @@ impl Converger {
                 }
             }
         }
-        Ok(report)
     }
 
     async fn fetch(
@@ -297,12 +322,25 @@ impl Converger {
         }
     }
 
+    /// Imports the droplet image when needed, then desires the app; answers
+    /// whether the image was imported.
+    async fn import_and_desire(&self, translated: &Translated) -> Result<bool, String> {
+        let imported = self.ensure_image(translated).await?;
+        self.opi
+            .desire(&translated.request)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(imported)
+    }
+
+    /// Writes one fetched record: desires a new app; for a changed one,
+    /// updates it when only instances and routes changed, otherwise
+    /// re-desires it (and desires it when OPI no longer has it).
     async fn write(&self, is_new: bool, record: &DesireAppRequestFromCC) -> Result<Done, String> {
         let translated = translate::translate(record).map_err(|e| e.problem)?;
         let request = &translated.request;
         if is_new {
-            let imported = self.ensure_image(&translated).await?;
-            self.opi.desire(request).await.map_err(|e| e.to_string())?;
+            let imported = self.import_and_desire(&translated).await?;
             return Ok(Done::Desired { imported });
         }
         // Same process guid, new etag: an update when only instances and
@@ -311,44 +349,83 @@ impl Converger {
         let current = match self.opi.get(&id).await {
             Ok(current) => current,
             Err(opi::Error::NotFound(_)) => {
-                let imported = self.ensure_image(&translated).await?;
-                self.opi.desire(request).await.map_err(|e| e.to_string())?;
+                let imported = self.import_and_desire(&translated).await?;
                 return Ok(Done::Desired { imported });
             }
             Err(e) => return Err(e.to_string()),
         };
-        let same_image = match (
-            &request.lifecycle.docker_lifecycle,
-            &request.lifecycle.buildpack_lifecycle,
-        ) {
-            (Some(docker), _) => current.image == docker.image,
-            (_, Some(bp)) => current.image.ends_with(&opi::model::droplet_image(
-                "",
-                &bp.droplet_guid,
-                &bp.droplet_hash,
-            )),
-            (None, None) => false,
-        };
-        let same_template = same_image
-            && i64::try_from(current.memory_mb).ok() == Some(request.memory_mb)
-            && i64::try_from(current.disk_mb).ok() == Some(request.disk_mb)
-            && current.process_type == request.process_type;
-        if same_template {
-            let update = UpdateLrpRequest {
-                guid: request.guid.clone(),
-                version: request.version.clone(),
-                update: LrpUpdateBody {
-                    instances: Some(request.instances),
-                    routes: Some(request.routes.clone()),
-                    annotation: Some(request.last_updated.clone()),
-                },
-            };
-            self.opi.update(&update).await.map_err(|e| e.to_string())?;
+        if same_template(&current, request) {
+            self.opi
+                .update(&update_request(request))
+                .await
+                .map_err(|e| e.to_string())?;
             Ok(Done::Updated)
         } else {
-            let imported = self.ensure_image(&translated).await?;
-            self.opi.desire(request).await.map_err(|e| e.to_string())?;
+            let imported = self.import_and_desire(&translated).await?;
             Ok(Done::Redesired { imported })
         }
+    }
+}
+
+/// CC's fingerprints as the diff reads them.
+fn cc_apps(fingerprints: Vec<Fingerprint>) -> Vec<CcApp> {
+    fingerprints
+        .into_iter()
+        .map(|f| CcApp {
+            process_guid: f.process_guid.0,
+            etag: f.etag.0,
+        })
+        .collect()
+}
+
+/// OPI's scheduling infos as the diff reads them (an LRP without a process
+/// guid gets `<guid>-<version>`).
+fn opi_lrps(lrps: Vec<SchedulingInfoBody>) -> Vec<OpiLrp> {
+    lrps.into_iter()
+        .map(|l| OpiLrp {
+            process_guid: if l.process_guid.is_empty() {
+                format!("{}-{}", l.guid, l.version)
+            } else {
+                l.process_guid
+            },
+            guid: l.guid,
+            version: l.version,
+            annotation: l.annotation,
+        })
+        .collect()
+}
+
+/// Whether the LRP OPI runs (`current`) has the pod template `request`
+/// asks for: the same image, memory, disk and process type.
+fn same_template(current: &DesiredLrpBody, request: &DesireLrpRequest) -> bool {
+    let same_image = match (
+        &request.lifecycle.docker_lifecycle,
+        &request.lifecycle.buildpack_lifecycle,
+    ) {
+        (Some(docker), _) => current.image == docker.image,
+        (_, Some(bp)) => current.image.ends_with(&opi::model::droplet_image(
+            "",
+            &bp.droplet_guid,
+            &bp.droplet_hash,
+        )),
+        (None, None) => false,
+    };
+    same_image
+        && i64::try_from(current.memory_mb).ok() == Some(request.memory_mb)
+        && i64::try_from(current.disk_mb).ok() == Some(request.disk_mb)
+        && current.process_type == request.process_type
+}
+
+/// The update that brings an LRP to `request`'s instances, routes and
+/// annotation.
+fn update_request(request: &DesireLrpRequest) -> UpdateLrpRequest {
+    UpdateLrpRequest {
+        guid: request.guid.clone(),
+        version: request.version.clone(),
+        update: LrpUpdateBody {
+            instances: Some(request.instances),
+            routes: Some(request.routes.clone()),
+            annotation: Some(request.last_updated.clone()),
+        },
     }
 }

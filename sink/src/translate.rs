@@ -95,89 +95,29 @@ pub fn translate(app: &DesireAppRequestFromCC) -> Result<Translated, Untranslata
         (Some(guid), Some(version)) => (guid.to_owned(), version.to_owned()),
         _ => return Err(fail("process guid is not <app guid>-<version>".into())),
     };
-    let environment: BTreeMap<String, String> = app
-        .environment
-        .iter()
-        .map(|v| (v.name.clone(), v.value.clone()))
-        .collect();
+    let (lifecycle, droplet) = lifecycle(app).map_err(fail)?;
+    let request = desire_request(app, guid, version, lifecycle);
+    // Validate here so a bad record is reported against its app and never
+    // sent to OPI.
+    opi::model::validate::desire(&process_guid, request.clone())
+        .map_err(|e| fail(format!("not a valid LRP: {e}")))?;
+    Ok(Translated { request, droplet })
+}
+
+/// The OPI desire body of `app` (process `guid`, `version`) running
+/// `lifecycle`: names from `VCAP_APPLICATION`, CC's cpu weight.
+fn desire_request(
+    app: &DesireAppRequestFromCC,
+    guid: String,
+    version: String,
+    lifecycle: Lifecycle,
+) -> DesireLrpRequest {
+    let environment = environment(app);
     let info = app_info(&environment);
-    let first_port = app.ports.first().copied().unwrap_or(8080);
-    let routes = Routes {
-        cf_router: app
-            .routing_info
-            .http_routes
-            .iter()
-            .map(|r| Route {
-                hostname: r.hostname.clone(),
-                port: i64::from(r.port.unwrap_or(first_port)),
-            })
-            .collect(),
-        other: BTreeMap::new(),
-    };
-    let (lifecycle, droplet) = match (&app.docker_image, &app.droplet_uri, &app.droplet_hash) {
-        (Some(image), _, _) if !image.is_empty() => {
-            let command = if app.start_command.trim().is_empty() {
-                Vec::new()
-            } else {
-                vec!["/bin/sh".into(), "-c".into(), app.start_command.clone()]
-            };
-            (
-                Lifecycle {
-                    docker_lifecycle: Some(DockerLifecycle {
-                        image: image.clone(),
-                        command,
-                        registry_username: app.docker_user.clone().unwrap_or_default(),
-                        registry_password: app.docker_password.clone().unwrap_or_default(),
-                    }),
-                    buildpack_lifecycle: None,
-                },
-                None,
-            )
-        }
-        (_, Some(uri), Some(hash)) if !uri.is_empty() && !hash.is_empty() => {
-            let droplet_guid = droplet_guid_from_uri(uri).ok_or_else(|| {
-                fail(format!(
-                    "cannot find the droplet guid in droplet_uri {uri:?}"
-                ))
-            })?;
-            (
-                Lifecycle {
-                    docker_lifecycle: None,
-                    buildpack_lifecycle: Some(BuildpackLifecycle {
-                        droplet_guid: droplet_guid.clone(),
-                        droplet_hash: hash.clone(),
-                        start_command: app.start_command.clone(),
-                    }),
-                },
-                Some(DropletRef {
-                    guid: droplet_guid,
-                    hash: hash.clone(),
-                    uri: uri.clone(),
-                }),
-            )
-        }
-        _ => {
-            return Err(fail(
-                "neither docker_image nor droplet_uri with droplet_hash is set".into(),
-            ));
-        }
-    };
-    let volume_mounts = app
-        .volume_mounts
-        .iter()
-        .filter_map(|mount| {
-            let volume_id = mount["shared"]["volume_id"].as_str()?;
-            let mount_dir = mount["container_dir"].as_str()?;
-            Some(VolumeMount {
-                volume_id: volume_id.to_owned(),
-                mount_dir: mount_dir.to_owned(),
-            })
-        })
-        .collect();
-    let request = DesireLrpRequest {
+    DesireLrpRequest {
         guid: guid.clone(),
         version,
-        process_guid: process_guid.clone(),
+        process_guid: app.process_guid.as_str().to_owned(),
         process_type: if info.process_type.is_empty() {
             "web".into()
         } else {
@@ -195,7 +135,7 @@ pub fn translate(app: &DesireAppRequestFromCC) -> Result<Translated, Untranslata
         organization_name: info.org_name,
         placement_tags: app.isolation_segment.clone().into_iter().collect(),
         ports: app.ports.iter().map(|p| i64::from(*p)).collect(),
-        routes,
+        routes: routes(app),
         environment,
         egress_rules: app.egress_rules.clone(),
         instances: i64::from(app.num_instances),
@@ -208,15 +148,109 @@ pub fn translate(app: &DesireAppRequestFromCC) -> Result<Translated, Untranslata
         memory_mb: i64::try_from(app.memory_mb).unwrap_or(i64::MAX),
         disk_mb: i64::try_from(app.disk_mb).unwrap_or(i64::MAX),
         cpu_weight: cpu_weight(app.memory_mb),
-        volume_mounts,
+        volume_mounts: volume_mounts(app),
         lifecycle,
         user_defined_annotations: BTreeMap::new(),
+    }
+}
+
+/// The app's environment as a map (the last value of a name wins).
+fn environment(app: &DesireAppRequestFromCC) -> BTreeMap<String, String> {
+    app.environment
+        .iter()
+        .map(|v| (v.name.clone(), v.value.clone()))
+        .collect()
+}
+
+/// The app's HTTP routes; a route without a port goes to the first port
+/// (8080 when the app has none).
+fn routes(app: &DesireAppRequestFromCC) -> Routes {
+    let first_port = app.ports.first().copied().unwrap_or(8080);
+    Routes {
+        cf_router: app
+            .routing_info
+            .http_routes
+            .iter()
+            .map(|r| Route {
+                hostname: r.hostname.clone(),
+                port: i64::from(r.port.unwrap_or(first_port)),
+            })
+            .collect(),
+        other: BTreeMap::new(),
+    }
+}
+
+/// What runs: the docker image when CC names one, else the droplet (and
+/// the droplet to import); `Err` says why neither is usable.
+fn lifecycle(app: &DesireAppRequestFromCC) -> Result<(Lifecycle, Option<DropletRef>), String> {
+    match (&app.docker_image, &app.droplet_uri, &app.droplet_hash) {
+        (Some(image), _, _) if !image.is_empty() => Ok((docker_lifecycle(app, image), None)),
+        (_, Some(uri), Some(hash)) if !uri.is_empty() && !hash.is_empty() => {
+            let droplet_guid = droplet_guid_from_uri(uri)
+                .ok_or_else(|| format!("cannot find the droplet guid in droplet_uri {uri:?}"))?;
+            Ok(buildpack_lifecycle(app, droplet_guid, uri, hash))
+        }
+        _ => Err("neither docker_image nor droplet_uri with droplet_hash is set".into()),
+    }
+}
+
+/// The lifecycle of a docker app running `image` (its start command, if
+/// any, through `/bin/sh -c`).
+fn docker_lifecycle(app: &DesireAppRequestFromCC, image: &str) -> Lifecycle {
+    let command = if app.start_command.trim().is_empty() {
+        Vec::new()
+    } else {
+        vec!["/bin/sh".into(), "-c".into(), app.start_command.clone()]
     };
-    // Validate here so a bad record is reported against its app and never
-    // sent to OPI.
-    opi::model::validate::desire(&process_guid, request.clone())
-        .map_err(|e| fail(format!("not a valid LRP: {e}")))?;
-    Ok(Translated { request, droplet })
+    Lifecycle {
+        docker_lifecycle: Some(DockerLifecycle {
+            image: image.to_owned(),
+            command,
+            registry_username: app.docker_user.clone().unwrap_or_default(),
+            registry_password: app.docker_password.clone().unwrap_or_default(),
+        }),
+        buildpack_lifecycle: None,
+    }
+}
+
+/// The lifecycle of a buildpack app running droplet `droplet_guid` (served
+/// at `uri`, with `hash`), and the droplet to import.
+fn buildpack_lifecycle(
+    app: &DesireAppRequestFromCC,
+    droplet_guid: String,
+    uri: &str,
+    hash: &str,
+) -> (Lifecycle, Option<DropletRef>) {
+    let lifecycle = Lifecycle {
+        docker_lifecycle: None,
+        buildpack_lifecycle: Some(BuildpackLifecycle {
+            droplet_guid: droplet_guid.clone(),
+            droplet_hash: hash.to_owned(),
+            start_command: app.start_command.clone(),
+        }),
+    };
+    let droplet = DropletRef {
+        guid: droplet_guid,
+        hash: hash.to_owned(),
+        uri: uri.to_owned(),
+    };
+    (lifecycle, Some(droplet))
+}
+
+/// The app's volume service mounts; one without a volume id or container
+/// dir is left out.
+fn volume_mounts(app: &DesireAppRequestFromCC) -> Vec<VolumeMount> {
+    app.volume_mounts
+        .iter()
+        .filter_map(|mount| {
+            let volume_id = mount["shared"]["volume_id"].as_str()?;
+            let mount_dir = mount["container_dir"].as_str()?;
+            Some(VolumeMount {
+                volume_id: volume_id.to_owned(),
+                mount_dir: mount_dir.to_owned(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -250,14 +250,27 @@ fn lifecycle(field: &str, lifecycle: &Lifecycle) -> Result<LrpLifecycle> {
 /// Validates a desire body received at `PUT /apps/{path_process_guid}`.
 pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredLrp> {
     let id = lrp_id(&req.guid, &req.version)?;
+    same_process_guid(path_process_guid, &req.process_guid, &id)?;
+    desire_ranges(&req)?;
+    let ports = distinct_ports(&req.ports)?;
+    routes("routes", &req.routes)?;
+    for name in req.environment.keys() {
+        environment_name(&format!("environment.{name}"), name)?;
+    }
+    let health_check = desire_health_check(&req, !ports.is_empty())?;
+    volume_mounts(&req.volume_mounts)?;
+    let lifecycle = lifecycle("lifecycle", &req.lifecycle)?;
+    Ok(desired_lrp(id, req, ports, health_check, lifecycle))
+}
+
+/// Checks that the body's process guid (when given) and the path's both
+/// name `id`.
+fn same_process_guid(path_process_guid: &str, body_process_guid: &str, id: &LrpId) -> Result<()> {
     let process_guid = id.process_guid();
-    if !req.process_guid.is_empty() && req.process_guid != process_guid {
+    if !body_process_guid.is_empty() && body_process_guid != process_guid {
         return Err(Invalid::new(
             "process_guid",
-            format!(
-                "{:?} does not match guid-version {process_guid:?}",
-                req.process_guid
-            ),
+            format!("{body_process_guid:?} does not match guid-version {process_guid:?}"),
         ));
     }
     if path_process_guid != process_guid {
@@ -266,6 +279,11 @@ pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredL
             format!("path names {path_process_guid:?} but the body describes {process_guid:?}"),
         ));
     }
+    Ok(())
+}
+
+/// Checks a desire's instances, sizes, cpu weight and timeouts.
+fn desire_ranges(req: &DesireLrpRequest) -> Result<()> {
     range("instances", req.instances, 0, MAX_INSTANCES)?;
     range("memory_mb", req.memory_mb, 1, MAX_SIZE_MB)?;
     range("disk_mb", req.disk_mb, 0, MAX_SIZE_MB)?;
@@ -276,11 +294,14 @@ pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredL
         0,
         i64::MAX,
     )?;
-    range("start_timeout_ms", req.start_timeout_ms, 0, i64::MAX)?;
+    range("start_timeout_ms", req.start_timeout_ms, 0, i64::MAX)
+}
 
-    let mut ports = Vec::with_capacity(req.ports.len());
+/// Checks `ports`: each a valid port, none listed twice.
+fn distinct_ports(values: &[i64]) -> Result<Vec<u16>> {
+    let mut ports = Vec::with_capacity(values.len());
     let mut seen = BTreeSet::new();
-    for (i, value) in req.ports.iter().enumerate() {
+    for (i, value) in values.iter().enumerate() {
         let p = port(&format!("ports[{i}]"), *value)?;
         if !seen.insert(p) {
             return Err(Invalid::new(
@@ -290,13 +311,14 @@ pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredL
         }
         ports.push(p);
     }
-    routes("routes", &req.routes)?;
-    for name in req.environment.keys() {
-        environment_name(&format!("environment.{name}"), name)?;
-    }
+    Ok(ports)
+}
 
+/// The health check of a desire: a known type, a port to check when it
+/// needs one, and an http endpoint (default `/`) that is a path.
+fn desire_health_check(req: &DesireLrpRequest, has_ports: bool) -> Result<HealthCheck> {
     let kind = health_check_type(&req.health_check_type)?;
-    if matches!(kind, HealthCheckType::Port | HealthCheckType::Http) && ports.is_empty() {
+    if matches!(kind, HealthCheckType::Port | HealthCheckType::Http) && !has_ports {
         return Err(Invalid::new(
             "ports",
             format!("a {} health check needs at least one port", kind.as_str()),
@@ -312,7 +334,16 @@ pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredL
         }
         _ => req.health_check_http_endpoint.clone(),
     };
-    for (i, mount) in req.volume_mounts.iter().enumerate() {
+    Ok(HealthCheck {
+        kind,
+        http_endpoint,
+        timeout_ms: u64::try_from(req.health_check_timeout_ms).unwrap_or_default(),
+    })
+}
+
+/// Checks volume mounts: each names a volume and an absolute mount dir.
+fn volume_mounts(mounts: &[wire::VolumeMount]) -> Result<()> {
+    for (i, mount) in mounts.iter().enumerate() {
         if mount.volume_id.is_empty() {
             return Err(Invalid::new(
                 format!("volume_mounts[{i}].volume_id"),
@@ -326,9 +357,18 @@ pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredL
             ));
         }
     }
-    let lifecycle = lifecycle("lifecycle", &req.lifecycle)?;
+    Ok(())
+}
 
-    Ok(DesiredLrp {
+/// The domain LRP of a validated desire body and its validated parts.
+fn desired_lrp(
+    id: LrpId,
+    req: DesireLrpRequest,
+    ports: Vec<u16>,
+    health_check: HealthCheck,
+    lifecycle: LrpLifecycle,
+) -> DesiredLrp {
+    DesiredLrp {
         id,
         process_type: if req.process_type.is_empty() {
             "web".to_owned()
@@ -354,11 +394,7 @@ pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredL
         ports,
         routes: req.routes,
         environment: req.environment,
-        health_check: HealthCheck {
-            kind,
-            http_endpoint,
-            timeout_ms: u64::try_from(req.health_check_timeout_ms).unwrap_or_default(),
-        },
+        health_check,
         start_timeout_ms: u64::try_from(req.start_timeout_ms).unwrap_or_default(),
         lifecycle,
         annotation: req.last_updated,
@@ -366,7 +402,7 @@ pub fn desire(path_process_guid: &str, req: DesireLrpRequest) -> Result<DesiredL
         volume_mounts: req.volume_mounts,
         placement_tags: req.placement_tags,
         egress_rules: req.egress_rules,
-    })
+    }
 }
 
 /// Validates an update received at `POST /apps/{path_process_guid}`.

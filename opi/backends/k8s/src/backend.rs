@@ -17,21 +17,20 @@ use futures::stream::BoxStream;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, Resource};
 use opi::events::EventBus;
 use opi::model::{
-    DesiredLrp, Event, Instance, LrpId, LrpLifecycle, LrpUpdate, Named, SchedulingInfo, Task,
-    TaskCompletion, TaskState, TaskStatus,
+    DesiredLrp, Event, Instance, LrpId, LrpUpdate, SchedulingInfo, Task, TaskCompletion, TaskState,
+    TaskStatus,
 };
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
+use crate::apply::optional;
 use crate::config::{Config, Routing};
 use crate::error::K8sError;
 use crate::instances::cache::PodCache;
@@ -45,17 +44,17 @@ use crate::{labels, tasks, watch};
 
 /// The Kubernetes backend. Dropping it stops its watches.
 pub struct K8sScheduler {
-    client: Client,
-    config: Config,
+    pub(crate) client: Client,
+    pub(crate) config: Config,
     events: EventBus,
     pub(crate) pods: Arc<PodCache>,
     pub(crate) routes: Arc<RouteTable>,
     pub(crate) changes: Changes,
     pods_synced: Arc<AtomicBool>,
     jobs_synced: Arc<AtomicBool>,
-    placements: Arc<Placements>,
+    pub(crate) placements: Arc<Placements>,
     /// Namespaces this process has written the registry pull Secret into.
-    pull_secrets: Mutex<HashSet<String>>,
+    pub(crate) pull_secrets: Mutex<HashSet<String>>,
     watches: Vec<JoinHandle<()>>,
 }
 
@@ -69,23 +68,20 @@ impl Drop for K8sScheduler {
 
 type Result<T, E = K8sError> = std::result::Result<T, E>;
 
-/// `Ok(None)` for a 404.
-fn optional<T>(result: Result<T, kube::Error>) -> Result<Option<T>> {
-    match result {
-        Ok(value) => Ok(Some(value)),
-        Err(error) => {
-            let error = K8sError::from(error);
-            if error.is_not_found() {
-                Ok(None)
-            } else {
-                Err(error)
-            }
-        }
-    }
-}
-
 fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
     meta.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// An `HTTPRoute` apply answered 404: the apiserver lacks the Gateway API
+/// CRDs, which is a configuration error (other errors pass unchanged).
+fn without_gateway_api(error: K8sError) -> K8sError {
+    if error.is_not_found() {
+        K8sError::Config(format!(
+            "the apiserver does not serve HTTPRoutes (gateway.networking.k8s.io/v1): install the Gateway API CRDs, or use --routing ingress ({error})"
+        ))
+    } else {
+        error
+    }
 }
 
 fn not_found(id: &LrpId) -> opi::Error {
@@ -186,106 +182,12 @@ impl K8sScheduler {
         }
     }
 
-    fn api<K>(&self, namespace: &str) -> Api<K>
+    /// An API over `namespace`.
+    pub(crate) fn api<K>(&self, namespace: &str) -> Api<K>
     where
         K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>,
     {
         Api::namespaced(self.client.clone(), namespace)
-    }
-
-    /// Server-side applies `object` in `namespace`. The answer (the whole
-    /// object) is not decoded: nobody reads it, and decoding a StatefulSet
-    /// costs more than building it.
-    async fn apply<K>(&self, namespace: &str, object: &K) -> Result<()>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
-    {
-        self.apply_text(namespace, object).await.map(drop)
-    }
-
-    /// [`Self::apply`], answering the applied object's uid (read from the
-    /// answer without decoding the rest of it).
-    async fn apply_uid<K>(&self, namespace: &str, object: &K) -> Result<String>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
-    {
-        #[derive(serde::Deserialize)]
-        struct Meta {
-            uid: String,
-        }
-        #[derive(serde::Deserialize)]
-        struct Applied {
-            metadata: Meta,
-        }
-        let text = self.apply_text(namespace, object).await?;
-        let applied: Applied = serde_json::from_str(&text).map_err(|e| {
-            K8sError::Corrupt(format!(
-                "the apiserver's answer to an apply has no uid: {e}"
-            ))
-        })?;
-        Ok(applied.metadata.uid)
-    }
-
-    async fn apply_text<K>(&self, namespace: &str, object: &K) -> Result<String>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()> + Serialize,
-    {
-        let name = object.meta().name.clone().unwrap_or_default();
-        let params = PatchParams::apply(&self.config.field_manager).force();
-        let request = kube::core::Request::new(K::url_path(&(), Some(namespace)))
-            .patch(&name, &params, &Patch::Apply(object))
-            .map_err(kube::Error::BuildRequest)?;
-        Ok(self.client.request_text(request).await?)
-    }
-
-    /// Applies `object`, or when the desired LRP has none makes sure object
-    /// `name` is gone (not looked for when the process is `new`: see
-    /// [`Self::apply_lrp`]).
-    async fn apply_or_remove<K>(
-        &self,
-        namespace: &str,
-        name: &str,
-        object: Option<K>,
-        new: bool,
-    ) -> Result<()>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Serialize
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        match object {
-            Some(object) => self.apply(namespace, &object).await,
-            None if new => Ok(()),
-            None => self.ensure_absent::<K>(namespace, name).await,
-        }
-    }
-
-    async fn delete_if_present<K>(&self, namespace: &str, name: &str) -> Result<()>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        let params = DeleteParams::background();
-        optional(self.api::<K>(namespace).delete(name, &params).await).map(drop)
-    }
-
-    /// Deletes an object that should not exist, reading first so that the
-    /// usual case (it does not) costs no write.
-    async fn ensure_absent<K>(&self, namespace: &str, name: &str) -> Result<()>
-    where
-        K: Resource<Scope = NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug,
-    {
-        if optional(self.api::<K>(namespace).get(name).await)?.is_some() {
-            self.delete_if_present::<K>(namespace, name).await?;
-        }
-        Ok(())
     }
 
     // ---- lookups ---------------------------------------------------------
@@ -402,78 +304,6 @@ impl K8sScheduler {
         }
     }
 
-    /// The namespace of a space: the fixed one, the one labelled with the
-    /// space guid, or a new one named `<org>-<space>` (hashed when another
-    /// space owns that name). Creates it when needed.
-    async fn namespace_for(&self, space: &Named, org: &Named) -> Result<String> {
-        if let Some(namespace) = &self.config.namespace {
-            return Ok(namespace.clone());
-        }
-        let api: Api<Namespace> = Api::all(self.client.clone());
-        let guid_label = label_value(&space.guid);
-        match self.placements.namespace(&guid_label) {
-            Some(Some(name)) => return Ok(name),
-            // Synced and unknown: a new space.
-            Some(None) => {}
-            None => {
-                let selector = format!("{}={}", labels::SPACE_GUID, guid_label);
-                let owned = api.list(&ListParams::default().labels(&selector)).await?;
-                if let Some(name) = owned.items.into_iter().find_map(|ns| ns.metadata.name) {
-                    return Ok(name);
-                }
-            }
-        }
-        let plain = names::namespace_name(&org.name, &space.name, &space.guid);
-        let name = match optional(api.get(&plain).await)? {
-            Some(existing)
-                if existing
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(labels::SPACE_GUID))
-                    != Some(&guid_label) =>
-            {
-                names::namespace_name_on_collision(&org.name, &space.name, &space.guid)
-            }
-            _ => plain,
-        };
-        let namespace = translate::namespace::namespace(&name, space, org);
-        let params = PatchParams::apply(&self.config.field_manager).force();
-        api.patch(&name, &params, &Patch::Apply(&namespace)).await?;
-        self.placements.namespace_written(&guid_label, &name);
-        // A namespace applied here may be new, or one deleted and created
-        // again: it needs its pull Secret (again).
-        self.pull_secrets_lock().remove(&name);
-        Ok(name)
-    }
-
-    fn pull_secrets_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.pull_secrets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Writes the registry pull Secret into `namespace` before a droplet
-    /// workload there needs it, when the backend has registry credentials:
-    /// once per namespace and process (one request).
-    async fn ensure_pull_secret(&self, namespace: &str, lifecycle: &LrpLifecycle) -> Result<()> {
-        let (Some(credentials), Some(name)) =
-            (&self.config.registry_credentials, self.config.pull_secret())
-        else {
-            return Ok(());
-        };
-        if !matches!(lifecycle, LrpLifecycle::Buildpack { .. })
-            || self.pull_secrets_lock().contains(namespace)
-        {
-            return Ok(());
-        }
-        let secret =
-            translate::namespace::pull_secret(name, namespace, &self.config.registry, credentials);
-        self.apply(namespace, &secret).await?;
-        self.pull_secrets_lock().insert(namespace.to_owned());
-        Ok(())
-    }
-
     /// The StatefulSet name for a new process in `namespace`: the plain name
     /// unless another process guid (or a StatefulSet Cube did not write)
     /// holds it. Reserved in [`Placements`] for this guid; read from the
@@ -584,15 +414,7 @@ impl K8sScheduler {
                 let http_route = route::http_route(lrp, placement, &service, &gateway, &owner);
                 self.apply_or_remove(namespace, &placement.name, http_route, new)
                     .await
-                    .map_err(|e| {
-                        if e.is_not_found() {
-                            K8sError::Config(format!(
-                                "the apiserver does not serve HTTPRoutes (gateway.networking.k8s.io/v1): install the Gateway API CRDs, or use --routing ingress ({e})"
-                            ))
-                        } else {
-                            e
-                        }
-                    })
+                    .map_err(without_gateway_api)
             }
         }
     }

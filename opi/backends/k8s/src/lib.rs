@@ -27,7 +27,9 @@
 //!   endpoints of its ready pods: the backend as an [`opi::routing::RouteSource`].
 //! - [`placements`]: the index of StatefulSets and space namespaces that
 //!   spares each desire its cluster-wide LISTs (pure, fed by [`watch`]).
-//! - [`backend`] and [`watch`]: the I/O.
+//! - [`backend`] and [`watch`]: the I/O; `apply.rs` holds the backend's
+//!   server-side applies and deletes, `namespaces.rs` a space's namespace and
+//!   the registry pull Secret in it.
 //!
 //! Cube keeps no state of its own (its caches are rebuilt from watches): the StatefulSet carries the desired LRP
 //! (spec and annotations), the Secrets its environment and credentials, so a
@@ -86,12 +88,14 @@
 
 #![warn(missing_docs)]
 
+mod apply;
 pub mod backend;
 pub mod config;
 pub mod error;
 pub mod instances;
 pub mod labels;
 pub mod names;
+mod namespaces;
 pub mod placements;
 pub mod rbac;
 pub mod routes;
