@@ -37,8 +37,6 @@ mod router_tests;
 pub mod stage_answer;
 pub mod staging;
 pub mod state;
-#[cfg(test)]
-mod state_tests;
 pub mod store;
 pub mod view;
 

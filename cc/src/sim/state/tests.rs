@@ -2,7 +2,7 @@
 
 use proptest::prelude::*;
 
-use super::state::*;
+use super::*;
 use crate::model::{LifecycleMetadata, StagingError, StagingResult};
 
 const NOW: i64 = 1_700_000_000_000_000;
