@@ -170,7 +170,7 @@ pub fn sample_lrp(harness: &dyn Harness, name: &str, version: &str, instances: u
             }],
             other: BTreeMap::new(),
         },
-        environment: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
+        environment: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]).into(),
         health_check: HealthCheck {
             kind: HealthCheckType::Port,
             http_endpoint: String::new(),

@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use futures::stream::BoxStream;
-
 use crate::events::EventBus;
 use crate::model::{
     CrashEvent, DesiredLrp, Event, Instance, InstanceState, LrpId, LrpUpdate, SchedulingInfo, Task,
@@ -355,8 +353,8 @@ impl Scheduler for MemoryScheduler {
         self.complete_task(guid, true, "cancelled", "")
     }
 
-    fn events(&self) -> BoxStream<'static, Event> {
-        self.events.subscribe()
+    fn event_bus(&self) -> &EventBus {
+        &self.events
     }
 
     async fn ready(&self) -> Result<(), String> {

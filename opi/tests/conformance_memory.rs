@@ -128,8 +128,8 @@ impl Scheduler for Faulty {
     async fn cancel_task(&self, guid: &str) -> Result<(), opi::Error> {
         self.0.cancel_task(guid).await
     }
-    fn events(&self) -> futures::stream::BoxStream<'static, opi::model::Event> {
-        self.0.events()
+    fn event_bus(&self) -> &opi::events::EventBus {
+        self.0.event_bus()
     }
 }
 

@@ -64,7 +64,7 @@ fn lrp(hostnames: &[&str]) -> DesiredLrp {
                 .collect(),
             other: BTreeMap::new(),
         },
-        environment: BTreeMap::new(),
+        environment: Default::default(),
         health_check: HealthCheck {
             kind: HealthCheckType::Port,
             http_endpoint: String::new(),

@@ -136,7 +136,7 @@ fn desire_request(
         placement_tags: app.isolation_segment.clone().into_iter().collect(),
         ports: app.ports.iter().map(|p| i64::from(*p)).collect(),
         routes: routes(app),
-        environment,
+        environment: environment.into(),
         egress_rules: app.egress_rules.clone(),
         instances: i64::from(app.num_instances),
         last_updated: app.etag.as_str().to_owned(),

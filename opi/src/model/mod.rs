@@ -13,6 +13,9 @@ use std::fmt;
 
 pub use wire::{EnvironmentVariable, Route, Routes, TaskStep, VolumeMount};
 
+mod environment;
+pub use environment::{Environment, REDACTED};
+
 /// Identifies one LRP: a CC process guid and its version. A new version of the
 /// same process is a different LRP (it replaces the old one).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -78,8 +81,8 @@ pub struct DesiredLrp {
     pub ports: Vec<u16>,
     /// Routes, with valid ports.
     pub routes: Routes,
-    /// The app's environment. Backends must treat values as secrets.
-    pub environment: BTreeMap<String, String>,
+    /// The app's environment. Values are secrets: its `Debug` shows names only.
+    pub environment: Environment,
     /// How health is checked.
     pub health_check: HealthCheck,
     /// How long an instance may take to become healthy (0: backend default).

@@ -62,7 +62,7 @@ pub struct DesireLrpRequest {
     pub routes: Routes,
     /// The app's environment (CC sends every value as a string).
     #[serde(default, deserialize_with = "null_default")]
-    pub environment: BTreeMap<String, String>,
+    pub environment: super::Environment,
     /// Egress rules, passed through untouched.
     #[serde(
         default,
@@ -379,13 +379,23 @@ pub struct TaskStep {
     pub command: Vec<String>,
 }
 
-/// A `{name, value}` environment entry (tasks and staging).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A `{name, value}` environment entry (tasks and staging). Its `Debug`
+/// prints the name only: values may be secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnvironmentVariable {
     /// Variable name.
     pub name: String,
     /// Value.
     pub value: String,
+}
+
+impl std::fmt::Debug for EnvironmentVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnvironmentVariable")
+            .field("name", &self.name)
+            .field("value", &super::REDACTED)
+            .finish()
+    }
 }
 
 /// `GET /tasks/{guid}` response and `GET /tasks` element.

@@ -405,6 +405,12 @@ impl Scheduler for DiegoScheduler {
         }
     }
 
+    fn event_bus(&self) -> &opi::events::EventBus {
+        self.inner.completions.bus()
+    }
+
+    /// A subscription that counts as a listener: completions are handed off
+    /// only while one listens ([`crate::completions`]).
     fn events(&self) -> BoxStream<'static, Event> {
         self.inner.completions.subscribe()
     }

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::stream::BoxStream;
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
@@ -663,8 +662,12 @@ impl opi::Scheduler for K8sScheduler {
         Ok(())
     }
 
-    fn events(&self) -> BoxStream<'static, Event> {
-        self.events.subscribe()
+    fn event_bus(&self) -> &EventBus {
+        &self.events
+    }
+
+    fn routes(self: Arc<Self>) -> Option<Arc<dyn opi::routing::RouteSource>> {
+        Some(self)
     }
 
     async fn ready(&self) -> Result<(), String> {

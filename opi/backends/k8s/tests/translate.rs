@@ -56,7 +56,8 @@ fn myapp() -> DesiredLrp {
                 "postgres://u:hunter2@db/app".to_owned(),
             ),
             ("GREETING".to_owned(), "hello".to_owned()),
-        ]),
+        ])
+        .into(),
         health_check: HealthCheck {
             kind: HealthCheckType::Http,
             http_endpoint: "/healthz".into(),
@@ -198,7 +199,7 @@ fn desired_lrps_round_trip_through_the_cluster_objects() {
             LrpLifecycle::Buildpack { .. } => None,
         };
         let secrets = Secrets {
-            environment: lrp.environment.clone(),
+            environment: lrp.environment.clone().into_inner(),
             credentials,
         };
         let back = spec::desired_lrp(&sts, secrets).expect("readable");

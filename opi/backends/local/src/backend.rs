@@ -4,11 +4,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use futures::stream::BoxStream;
 use opi::events::EventBus;
 use opi::model::validate::Invalid;
 use opi::model::{
-    DesiredLrp, Event, Instance, LrpId, LrpLifecycle, LrpUpdate, SchedulingInfo, Task, TaskState,
+    DesiredLrp, Instance, LrpId, LrpLifecycle, LrpUpdate, SchedulingInfo, Task, TaskState,
     TaskStatus, WORKSPACE_ENV,
 };
 use opi::routing::{Endpoint, InstanceAddress, RouteSource, lrp_endpoints};
@@ -120,8 +119,9 @@ impl LocalScheduler {
     }
 
     /// Stops every instance and task process (the desired state stays on
-    /// disk, so the next [`LocalScheduler::start`] brings them back).
-    pub async fn shutdown(&self) {
+    /// disk, so the next [`LocalScheduler::start`] brings them back): the
+    /// backend's [`Scheduler::shutdown`].
+    async fn stop_processes(&self) {
         let runtimes: Vec<LrpRuntime> = lock(&self.inner.lrps).drain().map(|(_, r)| r).collect();
         self.bump();
         for runtime in runtimes {
@@ -541,8 +541,16 @@ impl Scheduler for LocalScheduler {
         Ok(())
     }
 
-    fn events(&self) -> BoxStream<'static, Event> {
-        self.inner.events.subscribe()
+    fn event_bus(&self) -> &EventBus {
+        &self.inner.events
+    }
+
+    fn routes(self: Arc<Self>) -> Option<Arc<dyn RouteSource>> {
+        Some(self)
+    }
+
+    async fn shutdown(&self) {
+        self.stop_processes().await;
     }
 }
 

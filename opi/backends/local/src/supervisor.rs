@@ -332,7 +332,7 @@ fn display_name(lrp: &DesiredLrp) -> String {
 fn environment(spec: &InstanceSpec, port: u16, instance_guid: &str) -> Vec<(String, String)> {
     let lrp = &spec.lrp;
     let home = spec.droplet_dir.join("app");
-    let mut env: BTreeMap<String, String> = lrp.environment.clone();
+    let mut env: BTreeMap<String, String> = lrp.environment.clone().into_inner();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_owned(), v);
     };

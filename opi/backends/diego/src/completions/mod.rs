@@ -109,6 +109,11 @@ impl Completions {
         }
     }
 
+    /// The bus events go out on.
+    pub(crate) fn bus(&self) -> &EventBus {
+        &self.bus
+    }
+
     /// Publishes an event that nothing replays (a crash).
     pub(crate) fn publish(&self, event: Event) {
         self.bus.publish(event);

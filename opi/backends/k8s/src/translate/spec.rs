@@ -245,7 +245,7 @@ pub fn desired_lrp(sts: &StatefulSet, secrets: Secrets) -> Result<DesiredLrp, Un
         cpu_weight: spec.cpu_weight,
         ports: spec.ports,
         routes,
-        environment: secrets.environment,
+        environment: secrets.environment.into(),
         health_check: HealthCheck {
             kind,
             http_endpoint: spec.health_check_http_endpoint,

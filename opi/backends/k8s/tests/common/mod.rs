@@ -45,7 +45,7 @@ pub fn lrp(name: &str, guid: &str, version: &str, instances: u32) -> DesiredLrp 
             }],
             other: BTreeMap::new(),
         },
-        environment: BTreeMap::from([("SECRET_TOKEN".to_owned(), "very-secret".to_owned())]),
+        environment: BTreeMap::from([("SECRET_TOKEN".to_owned(), "very-secret".to_owned())]).into(),
         health_check: HealthCheck {
             kind: HealthCheckType::Port,
             http_endpoint: String::new(),

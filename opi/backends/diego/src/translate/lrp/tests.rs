@@ -51,7 +51,7 @@ fn sample() -> DesiredLrp {
                 serde_json::json!([{"external_port": 61000, "container_port": 9090}]),
             )]),
         },
-        environment: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]),
+        environment: BTreeMap::from([("GREETING".to_owned(), "hello".to_owned())]).into(),
         health_check: HealthCheck {
             kind: HealthCheckType::Http,
             http_endpoint: "/healthz".into(),
@@ -385,7 +385,7 @@ fn any_lrp() -> impl Strategy<Value = DesiredLrp> {
                         .collect(),
                     other: BTreeMap::new(),
                 };
-                lrp.environment = environment;
+                lrp.environment = environment.into();
                 lrp.lifecycle = lifecycle;
                 lrp.health_check = HealthCheck {
                     kind: health.0,
