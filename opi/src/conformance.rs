@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -92,6 +93,29 @@ pub trait Harness: Send + Sync {
     /// How long asynchronous states may take to appear.
     fn patience(&self) -> Duration {
         Duration::from_secs(20)
+    }
+
+    /// A new backend over the same scheduler, as a restarted OPI builds it.
+    /// The kit has called [`Scheduler::shutdown`] on [`Harness::scheduler`]
+    /// first, and calls it on the new one when the case ends. Without it the
+    /// kit fails `list_survives_restart`.
+    async fn restart(&self) -> Result<Arc<dyn Scheduler>, String> {
+        Err("the harness cannot restart its backend (implement Harness::restart)".into())
+    }
+
+    /// Whether [`Harness::set_reachable`] can cut the backend off its
+    /// scheduler (a backend over a remote scheduler: Kubernetes, Diego). A
+    /// backend that is its own scheduler (local processes) answers `false`,
+    /// and the kit does not check the `Unavailable` rule for it.
+    fn can_cut_off(&self) -> bool {
+        false
+    }
+
+    /// Makes the scheduler unreachable for the backend (`false`: the
+    /// apiserver or BBS stops answering) or reachable again.
+    async fn set_reachable(&self, reachable: bool) -> Result<(), String> {
+        let _ = reachable;
+        Err("this harness cannot cut its backend off the scheduler".into())
     }
 }
 
@@ -268,6 +292,144 @@ async fn next_event(
 }
 
 // ---- cases -----------------------------------------------------------------
+
+/// A backend keeps no state of its own: a restarted backend lists every LRP
+/// as last desired and updated, and knows the tasks that are still running.
+async fn list_survives_restart(h: &dyn Harness) -> CaseResult {
+    let s = h.scheduler();
+    let alpha = sample_lrp(h, "alpha", "v1", 2);
+    let beta = sample_lrp(h, "beta", "v1", 1);
+    call("desire alpha", s.desire(alpha.clone()).await)?;
+    call("desire beta", s.desire(beta.clone()).await)?;
+    let update = LrpUpdate {
+        annotation: Some("1700000099.0".into()),
+        ..LrpUpdate::default()
+    };
+    call("update beta", s.update(&beta.id, update).await)?;
+    let task = sample_task(h, "task-survives", TaskOutcome::RunUntilCancelled);
+    call("desire task", s.desire_task(task).await)?;
+    let mut events = s.events();
+    s.shutdown().await;
+    let restarted = h.restart().await?;
+    let checked = restarted_state(h, restarted.as_ref(), &alpha.id, &beta.id).await;
+    let task = task_across_restart(h, restarted.as_ref(), &mut events).await;
+    restarted.shutdown().await;
+    checked.and(task)
+}
+
+/// A task running when the backend shut down either still runs for the
+/// restarted backend, or (a backend that runs tasks itself, like local
+/// processes) was reported completed as it stopped: never silently gone.
+async fn task_across_restart(
+    h: &dyn Harness,
+    restarted: &dyn Scheduler,
+    events: &mut BoxStream<'static, Event>,
+) -> CaseResult {
+    match restarted.get_task("task-survives").await {
+        Ok(status) if !matches!(status.state, TaskState::Completed { .. }) => call(
+            "cancel the task after the restart",
+            restarted.cancel_task("task-survives").await,
+        ),
+        known => {
+            let completed =
+                |e: &Event| matches!(e, Event::TaskCompleted(t) if t.guid == "task-survives");
+            next_event(h, events, completed).await.map(drop).map_err(|why| {
+                format!("task neither running after the restart ({known:?}) nor reported completed: {why}")
+            })
+        }
+    }
+}
+
+/// What [`list_survives_restart`] expects of the restarted backend.
+async fn restarted_state(
+    h: &dyn Harness,
+    restarted: &dyn Scheduler,
+    alpha: &LrpId,
+    beta: &LrpId,
+) -> CaseResult {
+    eventually(h.patience(), || async {
+        let listed = call("list after restart", restarted.list().await)?;
+        let find = |id: &LrpId| listed.iter().find(|i| i.id == *id).cloned();
+        let (Some(a), Some(b)) = (find(alpha), find(beta)) else {
+            return Err(format!("not both listed after restart: {listed:?}"));
+        };
+        ensure!(listed.len() == 2, "listed twice or more: {listed:?}");
+        ensure!(a.instances == 2, "alpha instances {}", a.instances);
+        ensure!(
+            b.annotation == "1700000099.0",
+            "beta's updated annotation lost: {:?}",
+            b.annotation
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// A scheduler that cannot be reached makes writes fail with `Unavailable`
+/// (callers retry), and the same write succeeds once it is back.
+async fn unreachable_scheduler_is_unavailable(h: &dyn Harness) -> CaseResult {
+    if !h.can_cut_off() {
+        return Ok(());
+    }
+    let s = h.scheduler();
+    let lrp = sample_lrp(h, "outage", "v1", 1);
+    let task = sample_task(h, "task-outage", TaskOutcome::Succeed);
+    h.set_reachable(false).await?;
+    let desired = s.desire(lrp.clone()).await;
+    let tasked = s.desire_task(task.clone()).await;
+    h.set_reachable(true).await?;
+    ensure!(
+        matches!(desired, Err(Error::Unavailable(_))),
+        "desire while unreachable: expected Unavailable, got {desired:?}"
+    );
+    ensure!(
+        matches!(tasked, Err(Error::Unavailable(_))),
+        "desire_task while unreachable: expected Unavailable, got {tasked:?}"
+    );
+    eventually(h.patience(), || async {
+        call("desire again", s.desire(lrp.clone()).await)
+    })
+    .await?;
+    let got = call("get after the outage", s.get(&lrp.id).await)?;
+    ensure!(got.instances == 1, "instances {}", got.instances);
+    Ok(())
+}
+
+/// Environment values never show in what a backend returns, as `Debug`
+/// prints it (logs, panics, error messages).
+async fn secrets_stay_secret(h: &dyn Harness) -> CaseResult {
+    const SECRET: &str = "conformance-secret-6c1f9e";
+    let s = h.scheduler();
+    let mut lrp = sample_lrp(h, "vault", "v1", 1);
+    lrp.environment
+        .insert("DATABASE_URL".into(), format!("postgres://u:{SECRET}@db"));
+    let mut task = sample_task(h, "task-vault", TaskOutcome::RunUntilCancelled);
+    task.environment.push(crate::model::EnvironmentVariable {
+        name: "TOKEN".into(),
+        value: SECRET.into(),
+    });
+    let shown = format!("{lrp:?} {task:?}");
+    ensure!(
+        !shown.contains(SECRET),
+        "Debug of the desired LRP or task shows a secret"
+    );
+    call("desire", s.desire(lrp.clone()).await)?;
+    call("desire_task", s.desire_task(task).await)?;
+    let shown = format!(
+        "{:?} {:?} {:?} {:?} {:?}",
+        s.get(&lrp.id).await,
+        s.list().await,
+        s.instances(&lrp.id).await,
+        s.get_task("task-vault").await,
+        s.list_tasks().await
+    );
+    call("cancel", s.cancel_task("task-vault").await)?;
+    ensure!(
+        !shown.contains(SECRET),
+        "a secret shows in what the backend returns: {shown}"
+    );
+    Ok(())
+}
 
 async fn desire_get_list(h: &dyn Harness) -> CaseResult {
     let s = h.scheduler();
@@ -667,6 +829,9 @@ pub const CASES: &[(&str, Case)] = cases![
     tasks_run_and_report,
     task_steps_run_in_order,
     cancel_stops_task,
+    list_survives_restart,
+    unreachable_scheduler_is_unavailable,
+    secrets_stay_secret,
 ];
 
 /// Runs every case, each against a fresh harness from `make`, and panics

@@ -3,19 +3,21 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
+
 use opi::Scheduler;
 use opi::conformance::{self, Harness, TaskOutcome};
 use opi::memory::MemoryScheduler;
 use opi::model::{LrpId, LrpLifecycle};
 
 struct MemoryHarness {
-    scheduler: MemoryScheduler,
+    scheduler: Arc<MemoryScheduler>,
 }
 
 #[async_trait::async_trait]
 impl Harness for MemoryHarness {
     fn scheduler(&self) -> &dyn Scheduler {
-        &self.scheduler
+        self.scheduler.as_ref()
     }
 
     fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
@@ -38,6 +40,21 @@ impl Harness for MemoryHarness {
 
     async fn finish_task(&self, guid: &str, outcome: TaskOutcome) -> Result<(), String> {
         finish(&self.scheduler, guid, outcome)
+    }
+
+    /// The memory backend is its own scheduler: a restarted OPI finds the
+    /// same memory.
+    async fn restart(&self) -> Result<Arc<dyn Scheduler>, String> {
+        Ok(self.scheduler.clone())
+    }
+
+    fn can_cut_off(&self) -> bool {
+        true
+    }
+
+    async fn set_reachable(&self, reachable: bool) -> Result<(), String> {
+        self.scheduler.set_unavailable(!reachable);
+        Ok(())
     }
 }
 
@@ -70,7 +87,7 @@ fn finish(scheduler: &MemoryScheduler, guid: &str, outcome: TaskOutcome) -> Resu
 async fn memory_backend_passes_the_conformance_kit() {
     conformance::run(|| async {
         MemoryHarness {
-            scheduler: MemoryScheduler::new(),
+            scheduler: Arc::new(MemoryScheduler::new()),
         }
     })
     .await;
@@ -83,14 +100,25 @@ enum Fault {
     ForgetsUpdates,
     /// Tasks run their lifecycle and never their steps.
     IgnoresSteps,
+    /// A restarted backend starts empty (state kept in the backend).
+    ForgetsOnRestart,
+    /// `get` fails with an error that quotes the environment.
+    LeaksSecrets,
+    /// An unreachable scheduler is reported as an internal error.
+    HidesOutages,
 }
 
-struct Faulty(MemoryScheduler, Fault);
+struct Faulty(Arc<MemoryScheduler>, Fault);
 
 #[async_trait::async_trait]
 impl Scheduler for Faulty {
     async fn desire(&self, lrp: opi::model::DesiredLrp) -> Result<(), opi::Error> {
-        self.0.desire(lrp).await
+        match self.0.desire(lrp).await {
+            Err(opi::Error::Unavailable(why)) if self.1 == Fault::HidesOutages => {
+                Err(opi::Error::Internal(why))
+            }
+            other => other,
+        }
     }
     async fn update(&self, id: &LrpId, update: opi::model::LrpUpdate) -> Result<(), opi::Error> {
         if self.1 == Fault::ForgetsUpdates {
@@ -99,7 +127,12 @@ impl Scheduler for Faulty {
         self.0.update(id, update).await
     }
     async fn get(&self, id: &LrpId) -> Result<opi::model::DesiredLrp, opi::Error> {
-        self.0.get(id).await
+        let lrp = self.0.get(id).await?;
+        if self.1 == Fault::LeaksSecrets {
+            let values: Vec<&String> = lrp.environment.values().collect();
+            return Err(opi::Error::Internal(format!("cannot read {values:?}")));
+        }
+        Ok(lrp)
     }
     async fn list(&self) -> Result<Vec<opi::model::SchedulingInfo>, opi::Error> {
         self.0.list().await
@@ -133,12 +166,12 @@ impl Scheduler for Faulty {
     }
 }
 
-struct FaultyHarness(Faulty);
+struct FaultyHarness(Arc<Faulty>);
 
 #[async_trait::async_trait]
 impl Harness for FaultyHarness {
     fn scheduler(&self) -> &dyn Scheduler {
-        &self.0
+        self.0.as_ref()
     }
     fn lrp_lifecycle(&self, _port: u16) -> LrpLifecycle {
         LrpLifecycle::Docker {
@@ -162,12 +195,25 @@ impl Harness for FaultyHarness {
     fn patience(&self) -> std::time::Duration {
         std::time::Duration::from_millis(200)
     }
+    async fn restart(&self) -> Result<Arc<dyn Scheduler>, String> {
+        if self.0.1 == Fault::ForgetsOnRestart {
+            return Ok(Arc::new(Faulty(Arc::new(MemoryScheduler::new()), self.0.1)));
+        }
+        Ok(self.0.clone())
+    }
+    fn can_cut_off(&self) -> bool {
+        true
+    }
+    async fn set_reachable(&self, reachable: bool) -> Result<(), String> {
+        self.0.0.set_unavailable(!reachable);
+        Ok(())
+    }
 }
 
 /// Runs the kit against a backend with `fault`; the panic message.
 async fn kit_failure(fault: Fault) -> String {
     let outcome = tokio::spawn(conformance::run(move || async move {
-        FaultyHarness(Faulty(MemoryScheduler::new(), fault))
+        FaultyHarness(Arc::new(Faulty(Arc::new(MemoryScheduler::new()), fault)))
     }))
     .await;
     let panic = outcome.expect_err("the kit must fail a faulty backend");
@@ -199,4 +245,31 @@ async fn the_kit_catches_a_backend_that_ignores_steps() {
         !message.contains("update_changes_only_what_it_names"),
         "{message}"
     );
+}
+
+/// … one that keeps its state in itself, not in the scheduler …
+#[tokio::test]
+async fn the_kit_catches_a_backend_that_forgets_on_restart() {
+    let message = kit_failure(Fault::ForgetsOnRestart).await;
+    assert!(message.contains("list_survives_restart"), "{message}");
+    assert!(!message.contains("secrets_stay_secret"), "{message}");
+}
+
+/// … one whose answers quote environment values …
+#[tokio::test]
+async fn the_kit_catches_a_backend_that_leaks_secrets() {
+    let message = kit_failure(Fault::LeaksSecrets).await;
+    assert!(message.contains("secrets_stay_secret"), "{message}");
+    assert!(!message.contains("list_survives_restart"), "{message}");
+}
+
+/// … and one that reports an outage as an internal error.
+#[tokio::test]
+async fn the_kit_catches_a_backend_that_hides_outages() {
+    let message = kit_failure(Fault::HidesOutages).await;
+    assert!(
+        message.contains("unreachable_scheduler_is_unavailable"),
+        "{message}"
+    );
+    assert!(!message.contains("secrets_stay_secret"), "{message}");
 }

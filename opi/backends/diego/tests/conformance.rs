@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use opi::Scheduler;
 use opi::conformance::{self, Harness, TaskOutcome};
 use opi::model::{LrpId, LrpLifecycle};
@@ -56,6 +58,23 @@ impl Harness for DiegoHarness {
         }
         self.bbs
             .run_task(guid, |run| i32::from(run.path == "/bin/false"))
+    }
+
+    /// A second backend on the same BBS.
+    async fn restart(&self) -> Result<Arc<dyn Scheduler>, String> {
+        let scheduler =
+            DiegoScheduler::new(common::config(&self.bbs)).map_err(|e| e.to_string())?;
+        common::until_ready(&scheduler).await;
+        Ok(Arc::new(scheduler))
+    }
+
+    fn can_cut_off(&self) -> bool {
+        true
+    }
+
+    async fn set_reachable(&self, reachable: bool) -> Result<(), String> {
+        self.bbs.set_unavailable(!reachable);
+        Ok(())
     }
 }
 

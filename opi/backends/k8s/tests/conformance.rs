@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opi::Scheduler;
@@ -17,6 +18,7 @@ use testkit::FakeApiServer;
 struct K8sHarness {
     server: FakeApiServer,
     scheduler: K8sScheduler,
+    config: Config,
     patience: Duration,
 }
 
@@ -49,10 +51,11 @@ impl K8sHarness {
             registry: "127.0.0.1:5000".into(),
             ..Config::default()
         };
-        let scheduler = K8sScheduler::new(server.client(), config);
+        let scheduler = K8sScheduler::new(server.client(), config.clone());
         Self {
             server,
             scheduler,
+            config,
             patience: Duration::from_secs(10),
         }
     }
@@ -93,6 +96,23 @@ impl Harness for K8sHarness {
 
     fn patience(&self) -> Duration {
         self.patience
+    }
+
+    /// A second backend on the same apiserver.
+    async fn restart(&self) -> Result<Arc<dyn Scheduler>, String> {
+        Ok(Arc::new(K8sScheduler::new(
+            self.server.client(),
+            self.config.clone(),
+        )))
+    }
+
+    fn can_cut_off(&self) -> bool {
+        true
+    }
+
+    async fn set_reachable(&self, reachable: bool) -> Result<(), String> {
+        self.server.set_unreachable(!reachable);
+        Ok(())
     }
 }
 

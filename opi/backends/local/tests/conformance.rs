@@ -20,29 +20,29 @@ const HOST_EXEC: &str = "cube/host-exec";
 
 struct LocalHarness {
     scheduler: LocalScheduler,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl LocalHarness {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let droplets = dir.path().join("droplet-store");
-        std::fs::create_dir_all(&droplets).unwrap();
-        write_droplet(&droplets);
-        let scheduler = LocalScheduler::start(
-            LocalConfig {
-                root: dir.path().join("root"),
-                host_exec_image: Some(HOST_EXEC.into()),
-            },
-            Arc::new(FileDroplets::new(droplets)),
-        )
-        .await
-        .unwrap();
-        Self {
-            scheduler,
-            _dir: dir,
-        }
+        std::fs::create_dir_all(dir.path().join("droplet-store")).unwrap();
+        write_droplet(&dir.path().join("droplet-store"));
+        let scheduler = start(dir.path()).await.unwrap();
+        Self { scheduler, dir }
     }
+}
+
+/// The local backend over `dir`'s root and droplet store.
+async fn start(dir: &std::path::Path) -> Result<LocalScheduler, opi_local::Error> {
+    LocalScheduler::start(
+        LocalConfig {
+            root: dir.join("root"),
+            host_exec_image: Some(HOST_EXEC.into()),
+        },
+        Arc::new(FileDroplets::new(dir.join("droplet-store"))),
+    )
+    .await
 }
 
 impl Drop for LocalHarness {
@@ -112,6 +112,12 @@ impl Harness for LocalHarness {
 
     async fn finish_task(&self, _guid: &str, _outcome: TaskOutcome) -> Result<(), String> {
         Ok(()) // real commands end by themselves
+    }
+
+    /// A second backend in the same directory, as `cube up` restarted.
+    async fn restart(&self) -> Result<Arc<dyn Scheduler>, String> {
+        let scheduler = start(self.dir.path()).await.map_err(|e| e.to_string())?;
+        Ok(Arc::new(scheduler))
     }
 }
 
