@@ -39,6 +39,28 @@ pub trait RouteSource: Send + Sync + 'static {
     fn endpoints(&self) -> Vec<Endpoint>;
     /// A counter bumped whenever `endpoints()` may have changed (wait with `changed()`).
     fn changes(&self) -> tokio::sync::watch::Receiver<u64>;
+
+    /// Every routed host (lower-cased, without path), whether or not an
+    /// instance is ready for it: a router answers 503 for these and 404 for
+    /// others. Default: the hosts of [`RouteSource::endpoints`]; a backend
+    /// that knows the routes of LRPs with no ready instance says so here.
+    fn routed_hosts(&self) -> std::collections::BTreeSet<String> {
+        self.endpoints()
+            .iter()
+            .flat_map(|endpoint| endpoint.hostnames.iter())
+            .map(|hostname| route_host(hostname))
+            .collect()
+    }
+}
+
+/// The host of a `cf-router` hostname (`app.example.com/path` →
+/// `app.example.com`), lower-cased.
+pub fn route_host(hostname: &str) -> String {
+    hostname
+        .split('/')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// The `cf-router` hostnames of `routes` grouped by container port, each list

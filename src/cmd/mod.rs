@@ -2,6 +2,7 @@
 //! library's `run`; no service logic lives here.
 
 mod apps;
+mod backend;
 mod cc_sim;
 mod delete;
 mod duration;

@@ -139,23 +139,6 @@ impl LocalScheduler {
         self.inner.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// Every route host of every desired LRP (lower-cased, without path),
-    /// running or not.
-    pub fn routed_hosts(&self) -> std::collections::BTreeSet<String> {
-        lock(&self.inner.lrps)
-            .values()
-            .flat_map(|r| r.lrp.routes.cf_router.iter())
-            .map(|route| {
-                route
-                    .hostname
-                    .split('/')
-                    .next()
-                    .unwrap_or_default()
-                    .to_ascii_lowercase()
-            })
-            .collect()
-    }
-
     /// The directory the droplet of `id` is unpacked in (its `app/` is `$HOME`).
     pub fn droplet_dir(&self, id: &LrpId) -> Option<PathBuf> {
         lock(&self.inner.lrps)
@@ -232,6 +215,15 @@ impl LocalScheduler {
 /// port each instance listens on (`$PORT`): every routed container port of
 /// the LRP reaches that port, as the local router always did.
 impl RouteSource for LocalScheduler {
+    /// Every route host of every desired LRP, running or not.
+    fn routed_hosts(&self) -> std::collections::BTreeSet<String> {
+        lock(&self.inner.lrps)
+            .values()
+            .flat_map(|r| r.lrp.routes.cf_router.iter())
+            .map(|route| opi::routing::route_host(&route.hostname))
+            .collect()
+    }
+
     fn endpoints(&self) -> Vec<Endpoint> {
         let lrps = lock(&self.inner.lrps);
         let mut endpoints = Vec::new();

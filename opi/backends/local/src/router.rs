@@ -18,8 +18,6 @@ use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
 use opi::routing::{Endpoint, RouteSource};
 
-use crate::backend::LocalScheduler;
-
 /// Headers that belong to one hop and are not forwarded.
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -33,13 +31,14 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 struct Shared {
-    scheduler: LocalScheduler,
+    source: Arc<dyn RouteSource>,
     http: reqwest::Client,
     next: AtomicUsize,
 }
 
-/// The router over `scheduler`'s running instances.
-pub fn router(scheduler: LocalScheduler) -> Result<Router, crate::Error> {
+/// The router over `source`'s ready instances (the local backend's, in
+/// `cube up`).
+pub fn router(source: Arc<dyn RouteSource>) -> Result<Router, crate::Error> {
     let http = opi::http::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -48,7 +47,7 @@ pub fn router(scheduler: LocalScheduler) -> Result<Router, crate::Error> {
             message: format!("cannot build the router's HTTP client: {e}"),
         })?;
     let shared = Arc::new(Shared {
-        scheduler,
+        source,
         http,
         next: AtomicUsize::new(0),
     });
@@ -100,10 +99,10 @@ async fn proxy(State(shared): State<Arc<Shared>>, request: Request) -> Response 
     let Some(host) = request_host(&request) else {
         return page(StatusCode::BAD_REQUEST, "the request names no host".into());
     };
-    let endpoints = shared.scheduler.endpoints();
+    let endpoints = shared.source.endpoints();
     let candidates = matching(&endpoints, &host);
     if candidates.is_empty() {
-        let known = shared.scheduler.routed_hosts().contains(&host);
+        let known = shared.source.routed_hosts().contains(&host);
         return if known {
             page(
                 StatusCode::SERVICE_UNAVAILABLE,

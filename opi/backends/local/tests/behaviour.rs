@@ -262,7 +262,7 @@ async fn the_router_reaches_healthy_instances_round_robin() {
     scheduler.desire(lrp.clone()).await.unwrap();
     running(&scheduler, &lrp.id, 2).await;
 
-    let router = opi_local::router::router(scheduler.clone()).unwrap();
+    let router = opi_local::router::router(std::sync::Arc::new(scheduler.clone())).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
