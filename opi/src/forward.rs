@@ -1,25 +1,32 @@
-//! Delivers backend [`Event`]s to Cloud Controller: crashes to
-//! `POST {cc}/internal/v4/apps/{process_guid}/crashed`, task completions to the
-//! task's `completion_callback`.
+//! Delivers backend [`Event`]s to Cloud Controller through [`cc::Client`]:
+//! crashes to `POST {cc}/internal/v4/apps/{process_guid}/crashed`, task
+//! completions to the task's `completion_callback`.
 //!
 //! CC outages lose nothing that still matters: undelivered events wait in a
-//! bounded queue and are retried with exponential backoff. An event is dropped
-//! only when CC rejects it for good (a 4xx other than 408/429), when it is a
-//! crash of an LRP that is no longer desired (CC no longer cares), or when the
-//! queue overflows (oldest crash first; counted in
-//! `cube_opi_events_dropped_total`).
+//! bounded queue and are retried with exponential backoff (408, 429, 5xx and
+//! no answer). An event is dropped only when CC rejects it for good (any
+//! other 4xx), when it is a crash of an LRP that is no longer desired (CC no
+//! longer cares), when it cannot be sent at all (no or a bad callback URL),
+//! or when the queue overflows (oldest crash first); drops are counted in
+//! `cube_opi_events_dropped_total`.
+//!
+//! A task completion CC accepted, or that is dropped for good, is then
+//! reported to [`Scheduler::completion_delivered`], so a backend that keeps
+//! completions until CC has them may forget it. One still queued (retrying,
+//! or lost to an overflow or a shutdown) is not: the backend reports it again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cc::model::{AppCrashed, ProcessGuid, TaskCompleted};
+use cube_runtime::access::ClientAccess;
 use futures::StreamExt;
 use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
-use reqwest::Url;
+use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::wire::{AppCrashedRequest, TaskCompletedRequest};
 use crate::model::{CrashEvent, Event, TaskCompletion};
 use crate::{Error, Scheduler};
 
@@ -104,27 +111,55 @@ fn kind(event: &Event) -> &'static str {
     }
 }
 
+/// How one delivery attempt ended.
 enum Outcome {
-    Delivered,
+    /// The event leaves the queue.
+    Final(Fate),
+    /// Try again after a backoff; why it failed.
     Retry(String),
-    Drop(&'static str, String),
+}
+
+/// What became of an event that left the queue.
+enum Fate {
+    /// CC accepted it.
+    Delivered,
+    /// Given up on for good: the metric's reason, and why.
+    Dropped(&'static str, String),
 }
 
 /// Forwards a scheduler's events to CC until shutdown.
 pub struct Forwarder {
     config: ForwarderConfig,
-    http: reqwest::Client,
+    cc: cc::Client,
     metrics: ForwarderMetrics,
 }
 
 impl Forwarder {
-    /// A forwarder using `http` for deliveries (configure TLS there).
-    pub fn new(config: ForwarderConfig, http: reqwest::Client, metrics: ForwarderMetrics) -> Self {
-        Self {
-            config,
-            http,
-            metrics,
+    /// A forwarder reaching CC at `config.cc_url` with `access`'s TLS
+    /// settings (OPI's client certificate and CA trust; its bearer token is
+    /// never sent to CC). The only credentials sent are the CC URL's
+    /// `user:password@`, as Basic auth; a completion callback carries its own.
+    ///
+    /// Errors: [`Error::Internal`] when the CC URL cannot take a path or the
+    /// HTTP client cannot be built.
+    pub fn new(
+        config: ForwarderConfig,
+        access: &ClientAccess,
+        metrics: ForwarderMetrics,
+    ) -> Result<Self, Error> {
+        if config.cc_url.cannot_be_a_base() {
+            return Err(Error::Internal(format!(
+                "CC URL {} cannot take a path",
+                config.cc_url
+            )));
         }
+        let cc = cc::Client::new(cc_client_config(&config, access))
+            .map_err(|e| Error::Internal(format!("cannot build the CC client: {e}")))?;
+        Ok(Self {
+            config,
+            cc,
+            metrics,
+        })
     }
 
     /// Subscribes to `scheduler`'s events and delivers them until `shutdown`.
@@ -162,6 +197,8 @@ impl Forwarder {
         }
     }
 
+    /// Queues `event`, making room first when the queue is full. An event
+    /// dropped here is not reported to the scheduler as delivered.
     fn enqueue(&self, queue: &mut VecDeque<Pending>, event: Event) {
         if queue.len() >= self.config.max_pending {
             // Make room: the oldest crash goes first; task completions are
@@ -188,6 +225,8 @@ impl Forwarder {
         });
     }
 
+    /// Tries every event that is due once: settles those that are final,
+    /// schedules the others' next try.
     async fn deliver_due(&self, queue: &mut VecDeque<Pending>, scheduler: &dyn Scheduler) {
         let now = Instant::now();
         let mut index = 0;
@@ -196,38 +235,54 @@ impl Forwarder {
                 index += 1;
                 continue;
             }
-            let outcome = self.attempt(&queue[index], scheduler).await;
-            let event_kind = kind(&queue[index].event);
-            match outcome {
-                Outcome::Delivered => {
-                    self.metrics
-                        .delivered
-                        .with_label_values(&[event_kind])
-                        .inc();
-                    queue.remove(index);
-                }
-                Outcome::Drop(reason, why) => {
-                    tracing::warn!(kind = event_kind, reason, %why, "dropping event");
-                    self.metrics
-                        .dropped
-                        .with_label_values(&[event_kind, reason])
-                        .inc();
-                    queue.remove(index);
-                }
+            match self.attempt(&queue[index], scheduler).await {
                 Outcome::Retry(why) => {
-                    let pending = &mut queue[index];
-                    pending.attempts += 1;
-                    let backoff = backoff(
-                        self.config.initial_backoff,
-                        self.config.max_backoff,
-                        pending.attempts,
-                    );
-                    pending.due = Instant::now() + backoff;
-                    tracing::info!(kind = event_kind, attempts = pending.attempts, ?backoff, %why, "CC delivery failed; will retry");
+                    self.retry_later(&mut queue[index], &why);
                     index += 1;
+                }
+                Outcome::Final(fate) => {
+                    if let Some(pending) = queue.remove(index) {
+                        self.settle(&pending.event, fate, scheduler).await;
+                    }
                 }
             }
         }
+    }
+
+    /// Counts an event that left the queue; a task completion is then done
+    /// with for good, which the scheduler hears of.
+    async fn settle(&self, event: &Event, fate: Fate, scheduler: &dyn Scheduler) {
+        let event_kind = kind(event);
+        match fate {
+            Fate::Delivered => {
+                self.metrics
+                    .delivered
+                    .with_label_values(&[event_kind])
+                    .inc();
+            }
+            Fate::Dropped(reason, why) => {
+                tracing::warn!(kind = event_kind, reason, %why, "dropping event");
+                self.metrics
+                    .dropped
+                    .with_label_values(&[event_kind, reason])
+                    .inc();
+            }
+        }
+        if let Event::TaskCompleted(done) = event {
+            scheduler.completion_delivered(&done.guid).await;
+        }
+    }
+
+    /// Schedules the next try of `pending` after its backoff.
+    fn retry_later(&self, pending: &mut Pending, why: &str) {
+        pending.attempts += 1;
+        let backoff = backoff(
+            self.config.initial_backoff,
+            self.config.max_backoff,
+            pending.attempts,
+        );
+        pending.due = Instant::now() + backoff;
+        tracing::info!(kind = kind(&pending.event), attempts = pending.attempts, ?backoff, %why, "CC delivery failed; will retry");
     }
 
     async fn attempt(&self, pending: &Pending, scheduler: &dyn Scheduler) -> Outcome {
@@ -237,7 +292,10 @@ impl Forwarder {
                 if pending.attempts > 0
                     && let Err(Error::NotFound(_)) = scheduler.get(&crash.id).await
                 {
-                    return Outcome::Drop("no_longer_desired", format!("LRP {} is gone", crash.id));
+                    return Outcome::Final(Fate::Dropped(
+                        "no_longer_desired",
+                        format!("LRP {} is gone", crash.id),
+                    ));
                 }
                 self.deliver_crash(crash).await
             }
@@ -246,75 +304,92 @@ impl Forwarder {
     }
 
     async fn deliver_crash(&self, crash: &CrashEvent) -> Outcome {
-        let mut url = self.config.cc_url.clone();
-        let process_guid = crash.id.process_guid();
-        let extended = url
-            .path_segments_mut()
-            .map(|mut path| {
-                path.pop_if_empty()
-                    .extend(["internal", "v4", "apps", &process_guid, "crashed"]);
-            })
-            .is_ok();
-        if !extended {
-            return Outcome::Drop("bad_url", format!("CC URL {url} cannot take a path"));
-        }
-        let body = AppCrashedRequest {
-            instance: crash.instance.clone(),
-            index: crash.index,
-            cell_id: crash.cell_id.clone(),
-            reason: crash.reason.clone(),
-            exit_status: crash.exit_status,
-            exit_description: crash.exit_description.clone(),
-            crash_count: crash.crash_count,
-            crash_timestamp: crash.crash_timestamp,
-        };
-        self.post(url, &body).await
+        let process_guid = ProcessGuid(crash.id.process_guid());
+        outcome(
+            self.cc
+                .app_crashed(&process_guid, &app_crashed(crash))
+                .await,
+        )
     }
 
     async fn deliver_task(&self, done: &TaskCompletion) -> Outcome {
         if done.completion_callback.is_empty() {
-            return Outcome::Drop(
+            return Outcome::Final(Fate::Dropped(
                 "no_callback",
                 format!("task {} has no completion callback", done.guid),
-            );
+            ));
         }
-        let url = match Url::parse(&done.completion_callback) {
-            Ok(url) => url,
-            Err(e) => {
-                return Outcome::Drop(
-                    "bad_url",
-                    format!("callback {:?}: {e}", done.completion_callback),
-                );
-            }
-        };
-        let body = TaskCompletedRequest {
-            task_guid: done.guid.clone(),
-            failed: done.failed,
-            failure_reason: done.failure_reason.clone(),
-            result: done.result.clone(),
-        };
-        self.post(url, &body).await
+        let body = task_completed(done);
+        outcome(
+            self.cc
+                .task_completed(&done.completion_callback, &body)
+                .await,
+        )
     }
+}
 
-    async fn post<B: serde::Serialize>(&self, url: Url, body: &B) -> Outcome {
-        let response = self
-            .http
-            .post(url.clone())
-            .timeout(self.config.request_timeout)
-            .json(body)
-            .send()
-            .await;
-        match response {
-            Ok(response) if response.status().is_success() => Outcome::Delivered,
-            Ok(response) if crate::http::is_transient(response.status()) => {
-                Outcome::Retry(format!("CC answered {}", response.status()))
-            }
-            Ok(response) => Outcome::Drop(
-                "rejected",
-                format!("CC answered {} for {}", response.status(), redact(&url)),
-            ),
-            Err(e) => Outcome::Retry(format!("cannot reach CC at {}: {e}", redact(&url))),
+/// How the forwarder reaches CC: no credentials but the CC URL's userinfo
+/// (a callback URL's own for completions), no retries of its own (the queue
+/// retries with backoff), one try bounded by the request timeout.
+fn cc_client_config(config: &ForwarderConfig, access: &ClientAccess) -> cc::ClientConfig {
+    let mut client = cc::ClientConfig::new(config.cc_url.as_str());
+    client.username = None;
+    client.password = None;
+    client.request_timeout = config.request_timeout;
+    client.connect_timeout = client.connect_timeout.min(config.request_timeout);
+    client.retry = cc::RetryPolicy::none();
+    client.access = access.clone();
+    client
+}
+
+/// What a delivery's result means for the event: delivered; retried when
+/// CC may take it later (no answer, or 408, 429, 5xx); dropped when it
+/// cannot be sent (a bad URL) or CC refused it for good.
+fn outcome(delivered: cc::Result<()>) -> Outcome {
+    let error = match delivered {
+        Ok(()) => return Outcome::Final(Fate::Delivered),
+        Err(error) => error,
+    };
+    let transient = match &error {
+        cc::Error::InvalidUrl { .. } => {
+            return Outcome::Final(Fate::Dropped("bad_url", error.to_string()));
         }
+        cc::Error::Unreachable { .. } => true,
+        cc::Error::Status { status, .. } => {
+            StatusCode::from_u16(*status).is_ok_and(crate::http::is_transient)
+        }
+        _ => false,
+    };
+    if transient {
+        Outcome::Retry(error.to_string())
+    } else {
+        Outcome::Final(Fate::Dropped("rejected", error.to_string()))
+    }
+}
+
+/// CC's crash body for `crash`; the exit status and description are always
+/// sent, as OPI always knows them.
+fn app_crashed(crash: &CrashEvent) -> AppCrashed {
+    AppCrashed {
+        instance: crash.instance.clone(),
+        index: crash.index,
+        cell_id: crash.cell_id.clone(),
+        reason: crash.reason.clone(),
+        exit_status: Some(crash.exit_status),
+        exit_description: Some(crash.exit_description.clone()),
+        crash_count: crash.crash_count,
+        crash_timestamp: crash.crash_timestamp,
+    }
+}
+
+/// CC's task completion body for `done`.
+fn task_completed(done: &TaskCompletion) -> TaskCompleted {
+    TaskCompleted {
+        task_guid: done.guid.clone(),
+        failed: done.failed,
+        failure_reason: done.failure_reason.clone(),
+        result: done.result.clone(),
+        annotation: None,
     }
 }
 
@@ -322,15 +397,6 @@ impl Forwarder {
 pub fn backoff(initial: Duration, max: Duration, attempts: u32) -> Duration {
     let factor = 2u32.saturating_pow(attempts.saturating_sub(1).min(20));
     initial.saturating_mul(factor).min(max)
-}
-
-/// The URL without its password, for logs.
-fn redact(url: &Url) -> String {
-    let mut url = url.clone();
-    if url.password().is_some() {
-        let _ = url.set_password(Some("redacted"));
-    }
-    url.to_string()
 }
 
 #[cfg(test)]

@@ -39,13 +39,11 @@ pub async fn run(
             let forwarder_metrics = ForwarderMetrics::register(metrics)
                 .map_err(|e| Error::Internal(format!("cannot register metrics: {e}")))?;
             // CC gets OPI's certificate and CA trust, never Cube's token.
-            let http = config
-                .api
-                .client
-                .tls_builder()
-                .build()
-                .map_err(|e| Error::Internal(format!("cannot build HTTP client: {e}")))?;
-            let forwarder = Forwarder::new(ForwarderConfig::new(cc_url), http, forwarder_metrics);
+            let forwarder = Forwarder::new(
+                ForwarderConfig::new(cc_url),
+                &config.api.client,
+                forwarder_metrics,
+            )?;
             Some(tokio::spawn(
                 forwarder.run(scheduler.clone(), shutdown.clone()),
             ))

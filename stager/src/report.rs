@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use cc::model::{StagingCompletion, StagingError};
-use opi::model::wire::TaskCompletedRequest;
+use cc::model::{StagingCompletion, StagingError, TaskCompleted};
 use reqwest::Url;
 
 use crate::lifecycle::{failure, ids};
@@ -42,7 +41,7 @@ pub enum Incoming {
     /// A staging step's outcome, already in CC's shape.
     Staging(StagingCompletion),
     /// OPI's task-completed callback.
-    Task(TaskCompletedRequest),
+    Task(TaskCompleted),
 }
 
 impl Incoming {

@@ -423,45 +423,6 @@ pub struct TaskResponse {
     pub failure_reason: String,
 }
 
-/// `POST {completion_callback}` body sent to CC when a task completes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TaskCompletedRequest {
-    /// Task guid.
-    pub task_guid: String,
-    /// Whether it failed.
-    pub failed: bool,
-    /// Why it failed (empty on success).
-    #[serde(default, deserialize_with = "null_default")]
-    pub failure_reason: String,
-    /// Task result (first line of output, as Diego reports it).
-    #[serde(default, deserialize_with = "null_default")]
-    pub result: String,
-}
-
-/// `POST /internal/v4/apps/{process_guid}/crashed` body sent to CC.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AppCrashedRequest {
-    /// Instance id (pod name, BBS instance guid, …).
-    pub instance: String,
-    /// Instance index.
-    pub index: u32,
-    /// Where it ran.
-    #[serde(default, deserialize_with = "null_default")]
-    pub cell_id: String,
-    /// Short reason, e.g. `CRASHED` or `OOMKilled`.
-    pub reason: String,
-    /// Exit status of the crashed process.
-    #[serde(default, deserialize_with = "null_default")]
-    pub exit_status: i32,
-    /// Longer description.
-    #[serde(default, deserialize_with = "null_default")]
-    pub exit_description: String,
-    /// How many times this instance has crashed.
-    pub crash_count: u32,
-    /// When, in unix nanoseconds.
-    pub crash_timestamp: i64,
-}
-
 /// `POST /stage/{staging_guid}` (served by St8ge).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StagingRequest {

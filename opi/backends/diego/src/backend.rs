@@ -8,11 +8,12 @@
 //! completions on the [`EventBus`](opi::events::EventBus), reconnecting with
 //! backoff when a stream breaks.
 //!
-//! Task completions are never lost and reported once: after every subscribe
-//! and resubscribe the tasks loop lists the `cf-tasks` domain and reports
-//! the completions the stream could not replay, and a reported task is
-//! resolved and deleted in the BBS. The protocol and its guarantee are in
-//! [`crate::completions`].
+//! Task completions are never lost and reported once per process: after
+//! every subscribe and resubscribe the tasks loop lists the `cf-tasks`
+//! domain and reports the completions the stream could not replay; a task
+//! stays `COMPLETED` in the BBS until CC has its completion
+//! ([`Scheduler::completion_delivered`]), then a third loop resolves and
+//! deletes it. The protocol and its guarantee are in [`crate::completions`].
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -93,6 +94,9 @@ impl DiegoScheduler {
             stop.clone(),
         ));
         tokio::spawn(watch(inner.clone(), events::TASKS_PATH, stop.clone()));
+        let forgetting = inner.clone();
+        let stopped = stop.clone();
+        tokio::spawn(async move { forgetting.completions.forget_delivered(stopped).await });
         Ok(Self {
             inner,
             _stop: Arc::new(stop.drop_guard()),
@@ -413,6 +417,14 @@ impl Scheduler for DiegoScheduler {
     /// only while one listens ([`crate::completions`]).
     fn events(&self) -> BoxStream<'static, Event> {
         self.inner.completions.subscribe()
+    }
+
+    /// CC has the completion of task `guid`: the task is resolved and
+    /// deleted in the BBS, in the background (the caller does not wait for
+    /// the BBS). Until then it stays `COMPLETED`, so a restarted OPI
+    /// reports it again ([`crate::completions`]).
+    async fn completion_delivered(&self, guid: &str) {
+        self.inner.completions.delivered(guid);
     }
 
     async fn ready(&self) -> Result<(), String> {

@@ -12,8 +12,9 @@
 //! - [`client`]: [`BbsClient`], one method per BBS route.
 //! - [`events`]: the SSE parser and the BBS event decoder.
 //! - [`backend`]: [`DiegoScheduler`], the [`opi::Scheduler`] over a BBS.
-//! - [`completions`]: task completions reported once, through stream
-//!   reconnects and OPI restarts (the protocol and its guarantee).
+//! - [`completions`]: task completions never lost and reported once per
+//!   process, through stream reconnects and OPI restarts; a task leaves the
+//!   BBS only once CC has its completion (the protocol and its guarantee).
 //!
 //! ```text
 //!  OPI ──▶ DiegoScheduler ──translate──▶ BbsClient ──POST protobuf, mTLS──▶ BBS

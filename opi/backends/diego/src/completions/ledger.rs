@@ -1,17 +1,21 @@
-//! [`Ledger`]: the task completions this process has reported, so a second
-//! sighting (stream and listing, or a late event) is not reported again, and
-//! a task the BBS no longer holds can still be read for a while.
+//! [`Ledger`]: the task completions this process has reported, and which of
+//! them CC has, so a second sighting (stream and listing, or a late event)
+//! is not reported again, and a task the BBS no longer holds can still be
+//! read for a while.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use opi::model::TaskStatus;
 
+use super::Progress;
+
 /// One reported completion: which run of the task (a guid could be desired
-/// again after a delete) and its final status.
+/// again after a delete), its final status, and whether CC has it.
 struct Entry {
     created_at: i64,
     status: TaskStatus,
+    delivered: bool,
 }
 
 /// When an entry was recorded, to forget it in order.
@@ -48,6 +52,24 @@ impl Ledger {
             .is_some_and(|e| e.created_at == created_at)
     }
 
+    /// How far the completion of this run of task `guid` got.
+    pub(crate) fn progress(&self, guid: &str, created_at: i64) -> Progress {
+        match self.entries.get(guid) {
+            Some(entry) if entry.created_at == created_at && entry.delivered => Progress::Delivered,
+            Some(entry) if entry.created_at == created_at => Progress::HandedOff,
+            _ => Progress::New,
+        }
+    }
+
+    /// Marks the completion of task `guid` delivered to CC; `false` when
+    /// the ledger does not have it (never reported, or forgotten).
+    pub(crate) fn deliver(&mut self, guid: &str) -> bool {
+        self.entries
+            .get_mut(guid)
+            .map(|entry| entry.delivered = true)
+            .is_some()
+    }
+
     /// Records that this run of `status.guid` was reported at `now`.
     pub(crate) fn record(&mut self, created_at: i64, status: TaskStatus, now: Instant) {
         self.forget_old(now);
@@ -57,7 +79,14 @@ impl Ledger {
             guid: guid.clone(),
             created_at,
         });
-        self.entries.insert(guid, Entry { created_at, status });
+        self.entries.insert(
+            guid,
+            Entry {
+                created_at,
+                status,
+                delivered: false,
+            },
+        );
         while self.order.len() > self.max {
             self.forget_oldest();
         }
@@ -122,6 +151,23 @@ mod tests {
         assert!(!ledger.has("t", 2), "a task desired again is a new run");
         assert_eq!(ledger.status("t"), Some(done("t")));
         assert_eq!(ledger.statuses(), vec![done("t")]);
+    }
+
+    #[test]
+    fn a_reported_run_is_handed_off_until_delivered() {
+        let now = Instant::now();
+        let mut ledger = Ledger::new(Duration::from_secs(60), 10);
+        assert_eq!(ledger.progress("t", 1), Progress::New);
+        assert!(!ledger.deliver("t"), "nothing to mark");
+        ledger.record(1, done("t"), now);
+        assert_eq!(ledger.progress("t", 1), Progress::HandedOff);
+        assert!(ledger.deliver("t"));
+        assert_eq!(ledger.progress("t", 1), Progress::Delivered);
+        assert_eq!(ledger.progress("t", 2), Progress::New, "a new run");
+        ledger.record(2, done("t"), now);
+        assert_eq!(ledger.progress("t", 2), Progress::HandedOff);
+        ledger.forget_old(now + Duration::from_secs(60));
+        assert_eq!(ledger.progress("t", 2), Progress::New, "forgotten");
     }
 
     #[test]

@@ -1,45 +1,60 @@
-//! Task completions, reported once: through BBS reconnects and OPI restarts.
+//! Task completions: never lost, reported once per process, forgotten only
+//! once CC has them.
 //!
 //! The BBS streams task changes (`/v1/events/tasks.r1`) but never replays
 //! what a subscriber missed. So after every subscribe and resubscribe the
 //! backend lists the `cf-tasks` domain (`/v1/tasks/list.r3`) and reports
 //! every `COMPLETED` task not reported yet. The BBS record is what makes a
-//! completion durable. OPI is the task's consumer in Diego's protocol (the
-//! BBS's own completion callback is left unset):
+//! completion durable, so it stays `COMPLETED` until CC has the completion.
+//! OPI is the task's consumer in Diego's protocol (the BBS's own completion
+//! callback is left unset):
 //!
 //! 1. **hand off**: the completion is recorded in this process's ledger
 //!    and published on the event bus, once a subscriber (OPI's forwarder)
 //!    listens. An event published with no listener would be lost.
-//! 2. **resolve**: `/v1/tasks/resolving` moves it to `RESOLVING`, the
-//!    durable mark "reported".
-//! 3. **delete**: `/v1/tasks/delete` removes it.
+//! 2. **delivered**: the forwarder calls
+//!    [`opi::Scheduler::completion_delivered`] once CC accepted the
+//!    completion or refused it for good; the ledger marks it delivered.
+//!    Nothing else marks it: not a retry, not a forwarder that dropped it
+//!    from a full queue or stopped with it queued.
+//! 3. **resolve**: `/v1/tasks/resolving` moves it to `RESOLVING`, the
+//!    durable mark "CC has it".
+//! 4. **delete**: `/v1/tasks/delete` removes it.
+//!
+//! Steps 3–4 run in their own loop ([`Completions::forget_delivered`]), one
+//! task at a time, so the forwarder never waits for the BBS.
 //!
 //! Each listed task gets the step it still needs ([`step`]): `COMPLETED` and
-//! not in the ledger, all three; `COMPLETED` and in the ledger, 2–3 (a
-//! resolve that failed); `RESOLVING`, 3 only: it was reported (by this
-//! process or one that stopped before deleting) and is never reported again.
-//! A completion from the stream gets all three unless the ledger has it.
-//! Resolve and delete failures are left to the next listing.
+//! not in the ledger (never handed off, or so long ago that the ledger
+//! forgot it), report it; `COMPLETED` and handed off, nothing: the forwarder
+//! is on it; `COMPLETED` and delivered, resolve and delete (a resolve that
+//! failed); `RESOLVING`, delete only: CC had it (this process's, or one that
+//! stopped before deleting). A completion from the stream is reported unless
+//! the ledger has it. Resolve and delete failures are left to the next
+//! listing.
 //!
 //! The stream and the listing are handled one at a time in one loop. The
 //! stream is opened before the listing, so an event that arrives during the
-//! listing waits in the stream. The ledger (task guid and creation time,
-//! kept [`REMEMBERED_FOR`]) drops the second sighting of a completion seen
-//! both ways.
+//! listing waits in the stream. The ledger (task guid, creation time and
+//! whether CC has it, kept [`REMEMBERED_FOR`]) drops the second sighting of
+//! a completion seen both ways.
 //!
-//! **Guarantee.** The backend never drops a completion. A task stays in the
-//! BBS until its completion was handed off. Within one process each
-//! completion is handed off once. Across restarts it is handed off once as
-//! well, unless OPI stops between hand-off and resolve (one BBS round
-//! trip); then the next OPI reports it again, so it is never lost.
-//! **Limits.** The hand-off goes to the forwarder's in-memory queue, so a
-//! completion that CC had not accepted yet dies with the process. Diego
-//! deletes `COMPLETED` tasks 2 minutes after they complete
-//! (`expire_completed_task_duration`), so an OPI down longer misses them.
-//! Diego also puts a `RESOLVING` task back to `COMPLETED` after 30 s
-//! (`kick_task_duration`), which matters only when a delete failed and OPI
-//! restarted within that time. One OPI per BBS is assumed: each replica
-//! would report what the stream shows it.
+//! **Guarantee.** The backend never loses a completion: a task stays in the
+//! BBS until CC has its completion, so one CC had not accepted when OPI
+//! stopped or was killed is reported again by the next OPI. Within one
+//! process each completion is reported once (while the ledger remembers
+//! it: one the forwarder has still not delivered after [`REMEMBERED_FOR`] is
+//! reported again by the next listing). Across a restart it is reported
+//! once as well, except in one window: CC accepted it, but OPI stopped
+//! before resolving it; then the next OPI reports it again (at least once).
+//! **Limits.** Diego deletes `COMPLETED` tasks 2 minutes after they
+//! complete (`expire_completed_task_duration`), resolved or not, so an OPI
+//! down longer misses them, and a completion CC has not accepted by then
+//! survives only in the forwarder's queue. Diego also puts a `RESOLVING`
+//! task back to `COMPLETED` after 30 s (`kick_task_duration`), which matters
+//! only when a delete failed: this process resolves it again, a restarted
+//! one reports it again. One OPI per BBS is assumed: each replica would
+//! report what the stream shows it.
 
 mod ledger;
 
@@ -50,7 +65,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use opi::events::EventBus;
 use opi::model::{Event, TaskStatus};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 use crate::client::BbsClient;
 use crate::error::DiegoError;
@@ -65,25 +81,37 @@ pub const REMEMBERED_FOR: Duration = Duration::from_secs(10 * 60);
 /// Most reported completions remembered (the oldest are forgotten first).
 pub const REMEMBERED_MAX: usize = 100_000;
 
+/// How far this process got with a task's completion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Not handed off: never, or so long ago that the ledger forgot it.
+    New,
+    /// Handed off to the event subscriber; CC does not have it yet.
+    HandedOff,
+    /// CC has it (or refused it for good): only resolve and delete are left.
+    Delivered,
+}
+
 /// What a listed task still needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
-    /// Hand its completion off, then resolve and delete it.
+    /// Hand its completion off (resolved and deleted once CC has it).
     Report,
-    /// Reported already: resolve and delete it.
+    /// CC has it: resolve and delete it.
     Resolve,
-    /// Reported and resolving: delete it.
+    /// Resolving: CC had it; delete it.
     Delete,
-    /// Not completed yet: nothing.
+    /// Not completed yet, or handed off and not delivered yet: nothing.
     Wait,
 }
 
-/// The step `task` needs, given whether this process reported it already.
-pub fn step(task: &proto::Task, reported: bool) -> Step {
-    match State::try_from(task.state) {
-        Ok(State::Completed) if reported => Step::Resolve,
-        Ok(State::Completed) => Step::Report,
-        Ok(State::Resolving) => Step::Delete,
+/// The step `task` needs, given how far this process got with it.
+pub fn step(task: &proto::Task, progress: Progress) -> Step {
+    match (State::try_from(task.state), progress) {
+        (Ok(State::Completed), Progress::New) => Step::Report,
+        (Ok(State::Completed), Progress::HandedOff) => Step::Wait,
+        (Ok(State::Completed), Progress::Delivered) => Step::Resolve,
+        (Ok(State::Resolving), _) => Step::Delete,
         _ => Step::Wait,
     }
 }
@@ -96,16 +124,23 @@ pub(crate) struct Completions {
     /// How many event subscribers are alive.
     listeners: watch::Sender<usize>,
     ledger: Mutex<Ledger>,
+    /// Delivered completions waiting to be resolved and deleted, in order.
+    delivered: mpsc::UnboundedSender<String>,
+    /// Their receiving end, read by [`Completions::forget_delivered`].
+    to_forget: tokio::sync::Mutex<mpsc::UnboundedReceiver<String>>,
 }
 
 impl Completions {
     /// Completions of the tasks `client`'s BBS holds.
     pub(crate) fn new(client: BbsClient) -> Self {
+        let (delivered, to_forget) = mpsc::unbounded_channel();
         Self {
             client,
             bus: EventBus::default(),
             listeners: watch::Sender::new(0),
             ledger: Mutex::new(Ledger::new(REMEMBERED_FOR, REMEMBERED_MAX)),
+            delivered,
+            to_forget: tokio::sync::Mutex::new(to_forget),
         }
     }
 
@@ -137,7 +172,7 @@ impl Completions {
     pub(crate) async fn catch_up(&self) -> Result<(), DiegoError> {
         let tasks = self.client.tasks(TASKS_DOMAIN).await?;
         for task in &tasks {
-            match step(task, self.reported(task)) {
+            match step(task, self.progress(task)) {
                 Step::Report => self.report(task).await,
                 Step::Resolve => self.resolve(&task.task_guid).await,
                 Step::Delete => self.delete(&task.task_guid).await,
@@ -151,7 +186,7 @@ impl Completions {
     /// reports a completion not reported yet.
     pub(crate) async fn changed(&self, before: Option<&proto::Task>, after: &proto::Task) {
         let completed = after.state == State::Completed as i32;
-        if after.domain != TASKS_DOMAIN || !completed || self.reported(after) {
+        if after.domain != TASKS_DOMAIN || !completed || self.progress(after) != Progress::New {
             return;
         }
         if task::completion(before, after).is_some() {
@@ -177,20 +212,53 @@ impl Completions {
         self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn reported(&self, task: &proto::Task) -> bool {
-        self.ledger().has(&task.task_guid, task.created_at)
+    fn progress(&self, task: &proto::Task) -> Progress {
+        self.ledger().progress(&task.task_guid, task.created_at)
     }
 
-    /// Hands the completion of `task` off, then resolves and deletes it.
+    /// Hands the completion of `task` off; it stays `COMPLETED` in the BBS
+    /// until CC has it ([`Completions::delivered`]).
     async fn report(&self, task: &proto::Task) {
         let Some(done) = task::completion(None, task) else {
             return;
         };
         self.until_listened(&task.task_guid).await;
+        // Recorded before it is published: the subscriber may say it is
+        // delivered at once.
         self.ledger()
             .record(task.created_at, task::status(task), Instant::now());
         self.bus.publish(Event::TaskCompleted(done));
-        self.resolve(&task.task_guid).await;
+    }
+
+    /// CC has the completion of task `guid`, or refused it for good: marks
+    /// it delivered and queues its resolve and delete, without waiting for
+    /// the BBS.
+    pub(crate) fn delivered(&self, guid: &str) {
+        if !self.ledger().deliver(guid) {
+            tracing::debug!(
+                task_guid = guid,
+                "delivered completion no longer in the ledger; resolving it all the same"
+            );
+        }
+        // The receiver lives in `self`: sending cannot fail.
+        let _ = self.delivered.send(guid.to_owned());
+    }
+
+    /// Resolves and deletes delivered completions ([`Completions::delivered`]),
+    /// one at a time, until `stop`. What is still queued then stays
+    /// `COMPLETED` in the BBS, for the next OPI to report again.
+    pub(crate) async fn forget_delivered(&self, stop: CancellationToken) {
+        let mut queue = self.to_forget.lock().await;
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => return,
+                next = queue.recv() => next,
+            };
+            let Some(guid) = next else {
+                return;
+            };
+            self.resolve(&guid).await;
+        }
     }
 
     /// Waits until someone subscribed to the events.
@@ -206,7 +274,7 @@ impl Completions {
         let _ = listeners.wait_for(|n| *n > 0).await;
     }
 
-    /// Marks a reported task `RESOLVING` and deletes it.
+    /// Marks a delivered task `RESOLVING` and deletes it.
     async fn resolve(&self, guid: &str) {
         match self.client.resolving_task(guid).await {
             Ok(()) => {}
@@ -214,7 +282,7 @@ impl Completions {
             Err(e) if e.is_invalid_transition() => {}
             Err(e) if e.is_not_found() => return,
             Err(e) => {
-                tracing::warn!(task_guid = guid, error = %e, "cannot resolve a reported task; retried after the next subscribe");
+                tracing::warn!(task_guid = guid, error = %e, "cannot resolve a delivered task; retried after the next subscribe");
                 return;
             }
         }
@@ -227,7 +295,7 @@ impl Completions {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => {
-                tracing::warn!(task_guid = guid, error = %e, "cannot delete a reported task; retried after the next subscribe");
+                tracing::warn!(task_guid = guid, error = %e, "cannot delete a delivered task; retried after the next subscribe");
             }
         }
     }
@@ -264,19 +332,23 @@ mod tests {
 
     #[test]
     fn each_listed_task_gets_the_step_it_still_needs() {
-        for (state, reported, want) in [
-            (State::Completed, false, Step::Report),
-            (State::Completed, true, Step::Resolve),
-            (State::Resolving, false, Step::Delete),
-            (State::Resolving, true, Step::Delete),
-            (State::Running, false, Step::Wait),
-            (State::Pending, false, Step::Wait),
-            (State::Invalid, false, Step::Wait),
+        use Progress::{Delivered, HandedOff, New};
+        for (state, progress, want) in [
+            (State::Completed, New, Step::Report),
+            (State::Completed, HandedOff, Step::Wait),
+            (State::Completed, Delivered, Step::Resolve),
+            (State::Resolving, New, Step::Delete),
+            (State::Resolving, HandedOff, Step::Delete),
+            (State::Resolving, Delivered, Step::Delete),
+            (State::Running, New, Step::Wait),
+            (State::Running, Delivered, Step::Wait),
+            (State::Pending, New, Step::Wait),
+            (State::Invalid, New, Step::Wait),
         ] {
             assert_eq!(
-                step(&in_state(state), reported),
+                step(&in_state(state), progress),
                 want,
-                "{state:?}, reported {reported}"
+                "{state:?}, {progress:?}"
             );
         }
     }
