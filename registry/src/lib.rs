@@ -10,6 +10,7 @@
 //! - [`rootfs`]: the base layers every droplet image starts from.
 //! - [`gc`]: removal of blobs no manifest references.
 
+#![warn(missing_docs)]
 pub mod api;
 pub mod auth;
 pub mod config;

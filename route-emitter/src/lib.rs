@@ -18,6 +18,7 @@
 //!                                             ◀── router.start (interval) ──
 //! ```
 
+#![warn(missing_docs)]
 pub mod diff;
 mod emitter;
 mod error;

@@ -12,6 +12,7 @@
 //!   configured once ([`access::AccessArgs`]).
 //! - [`body`]: reading an answer from another system no further than a limit.
 
+#![warn(missing_docs)]
 pub mod access;
 pub mod admin;
 pub mod body;

@@ -20,6 +20,7 @@
 //!
 //! The Sink keeps no state: both sides are re-read every cycle.
 
+#![warn(missing_docs)]
 pub mod cycle;
 pub mod diff;
 mod error;

@@ -15,6 +15,7 @@
 //!
 //! See `stager/README.md` for routes, flags and the step contract.
 
+#![warn(missing_docs)]
 pub mod api;
 mod error;
 pub mod lifecycle;

@@ -57,6 +57,7 @@ pub struct AccessArgs {
     #[arg(long, value_name = "NAME", value_delimiter = ',')]
     pub tls_client_names: Vec<String>,
 
+    /// How this service reaches the others (CA, client certificate, token).
     #[command(flatten)]
     pub client: ClientArgs,
 }

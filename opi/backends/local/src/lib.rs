@@ -16,6 +16,7 @@
 //!   `host_exec_image` run their command directly on the host (St8ge uses this
 //!   for staging on the local backend).
 
+#![warn(missing_docs)]
 mod backend;
 pub mod droplet;
 mod error;
