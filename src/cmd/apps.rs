@@ -16,12 +16,12 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let sim = cc::push::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
+    let sim = cc::sim::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
     let apps = sim.list().await?;
     if apps.is_empty() {
         println!("No apps found.");
     } else {
-        println!("{}", cc::push::apps_table(&apps, Some(&args.router_url)));
+        println!("{}", crate::push::apps_table(&apps, Some(&args.router_url)));
     }
     Ok(())
 }

@@ -4,7 +4,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cc::push::{OpiClient, PushOptions, SimClient};
+use cc::sim::SimClient;
+use opi::http::OpiClient;
+
+use crate::push::PushOptions;
 
 /// Default URL of `cube cc-sim`.
 pub const DEFAULT_CC_URL: &str = "http://127.0.0.1:9022";
@@ -98,14 +101,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         poll_interval: Duration::from_millis(500),
         staging_logs: !args.no_wait,
     };
-    let app = cc::push::push(&sim, opi.as_ref(), options, &mut |line| println!("{line}")).await?;
+    let app =
+        crate::push::push(&sim, opi.as_ref(), options, &mut |line| println!("{line}")).await?;
     println!();
     println!("name:       {}", app.name);
     println!("routes:     {}", app.routes.join(", "));
     let urls: Vec<String> = app
         .routes
         .iter()
-        .map(|route| cc::push::route_url(route, &args.router_url))
+        .map(|route| crate::push::route_url(route, &args.router_url))
         .collect();
     if !urls.is_empty() {
         println!("urls:       {}", urls.join(", "));

@@ -30,7 +30,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.instances.is_none() && args.memory.is_none() && args.disk.is_none() {
         anyhow::bail!("nothing to scale: give --instances, --memory or --disk");
     }
-    let sim = cc::push::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
+    let sim = cc::sim::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
     let scale = cc::sim::state::Scale {
         instances: args.instances,
         memory_mb: args.memory,

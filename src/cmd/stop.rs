@@ -15,7 +15,7 @@ pub struct Args {
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let sim = cc::push::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
+    let sim = cc::sim::SimClient::with_access(&args.cc_url, &args.access.client(None)?)?;
     let app = sim.stop(&args.name).await?;
     println!("Stopped {}.", app.name);
     Ok(())

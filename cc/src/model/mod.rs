@@ -2,15 +2,17 @@
 //!
 //! Field names follow cloud_controller_ng (`BulkAppsController`,
 //! `Diego::Protocol#desire_app_message`, `StagingCompletionController`,
-//! `AppCrashedController`, `TasksCompletionController`, `StagingJobPresenter`) and
-//! the Go structs other CF components decode them into (`cc_messages`, Eirini's
-//! `models/cf`). The fixtures under `cc/testdata/` hold real payload shapes and
-//! the tests below prove these types read and write them.
+//! `AppCrashedController`, `TasksCompletionController`, `StagingJobPresenter`,
+//! `OPI::InstancesClient`) and the Go structs other CF components decode them
+//! into (`cc_messages`, Eirini's `models/cf`). The fixtures under
+//! `cc/testdata/` hold real payload shapes and the tests below prove these
+//! types read and write them.
 
 mod bulk;
 mod callbacks;
 mod error_body;
 mod etag;
+mod instances;
 mod job;
 mod process_guid;
 mod staging;
@@ -23,6 +25,7 @@ pub use bulk::{
 pub use callbacks::{AppCrashed, TaskCompleted};
 pub use error_body::CcErrorBody;
 pub use etag::Etag;
+pub use instances::{Instance, InstancesResponse, LrpInstances, lrp_instances};
 pub use job::{Job, JobEntity, JobMetadata, JobStatus};
 pub use process_guid::ProcessGuid;
 pub use staging::{

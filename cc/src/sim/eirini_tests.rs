@@ -11,7 +11,9 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-use super::router_tests::{Fixture, json_call, multipart, router, sim_with, staging_build};
+use super::router_tests::{
+    Fixture, app_bits, json_call, multipart, router, sim_with, staging_build,
+};
 use crate::model::{CC_DROPLET_UPLOAD_URI_KEY, DropletUploadTarget, query_value};
 
 /// `POST uri` with `headers` and `body`, no credentials; status and text.
@@ -205,7 +207,7 @@ async fn stage_rb(f: &Fixture) -> (StatusCode, Value) {
         json!({"buildpacks": []}),
     )
     .await;
-    let zip = crate::push::zip_dir(f._dir.path()).unwrap().0;
+    let zip = app_bits();
     let bits = Request::put("/sim/apps/rb/bits")
         .body(Body::from(zip))
         .unwrap();

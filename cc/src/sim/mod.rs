@@ -16,7 +16,8 @@
 //! URI, as an Eirini-era CC does.
 //!
 //! Without credentials: `GET /internal/v2/droplets/{app_guid}/{hash}/download`
-//! (CC's "perma" droplet URL), `GET /sim/events` and the JSON API of [`api`].
+//! (CC's "perma" droplet URL), `GET /sim/events` and the JSON API of [`api`],
+//! whose client is [`client::SimClient`].
 //!
 //! State lives in the data directory ([`store`]); a restart loses nothing.
 
@@ -27,6 +28,7 @@ pub mod blobs;
 pub mod bulk;
 pub mod callbacks;
 pub mod cc_uploader;
+pub mod client;
 pub mod desire;
 #[cfg(test)]
 mod eirini_tests;
@@ -52,6 +54,7 @@ use url::Url;
 
 use crate::client::{DEFAULT_PASSWORD, DEFAULT_USER};
 use crate::{Error, Result};
+pub use client::{SimClient, StagingLog};
 use metrics::Metrics;
 use store::Store;
 

@@ -306,7 +306,7 @@ async fn buildpack_staging_without_a_stager_is_refused_clearly() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&body).contains("zip"));
-    let zip = crate::push::zip_dir(f._dir.path()).unwrap().0;
+    let zip = app_bits();
     let (status, _) = call(
         router(&f),
         "PUT",
@@ -359,6 +359,17 @@ async fn unreachable_stager_fails_the_build_as_a_stager_error() {
     assert_eq!(app["build"]["state"], "FAILED");
 }
 
+/// App bits as `cube push` uploads them: a zip (of one file).
+pub(super) fn app_bits() -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    writer.start_file("app.rb", options).unwrap();
+    writer.write_all(b"puts :hi").unwrap();
+    writer.finish().unwrap().into_inner()
+}
+
 pub(super) fn multipart(field: &str, bytes: &[u8]) -> (Body, String) {
     let boundary = "cube-boundary";
     let mut body = Vec::new();
@@ -381,7 +392,7 @@ pub(super) async fn staging_build(f: &Fixture) -> String {
         json!({"buildpacks": []}),
     )
     .await;
-    let zip = crate::push::zip_dir(f._dir.path()).unwrap().0;
+    let zip = app_bits();
     call(
         router(f),
         "PUT",

@@ -222,7 +222,7 @@ async fn cc_sims_cc_uploader_uri_end_to_end() {
     let service = cube_runtime::Service::new(cube_runtime::Shutdown::new());
     tokio::spawn(cc::sim::run(sim, listener, service.clone()));
 
-    let api = cc::push::SimClient::new(&sim_url).unwrap();
+    let api = cc::sim::client::SimClient::new(&sim_url).unwrap();
     let manifest = cc::sim::state::AppManifest {
         buildpacks: Some(vec!["ruby_buildpack".into()]),
         ..Default::default()
@@ -230,7 +230,7 @@ async fn cc_sims_cc_uploader_uri_end_to_end() {
     api.put_app("rb", &manifest).await.unwrap();
     let bits = tempfile::tempdir().unwrap();
     std::fs::write(bits.path().join("app.rb"), "puts :hi").unwrap();
-    api.upload_bits("rb", cc::push::zip_dir(bits.path()).unwrap().0)
+    api.upload_bits("rb", crate::zip::pack_dir(bits.path()).unwrap())
         .await
         .unwrap();
     let build = api.stage("rb", true).await.unwrap();

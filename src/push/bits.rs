@@ -1,9 +1,10 @@
-//! Packs an app directory into the zip CC stores as app bits.
+//! Packs an app directory into the zip CC stores as app bits (what `cf push`
+//! uploads).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::{Error, Result};
+use anyhow::{Context, Result, anyhow, bail};
 
 /// Directories never uploaded (CF's defaults plus VCS metadata).
 const SKIPPED: &[&str] = &[".git", ".hg", ".svn", ".cfignore", "_darcs", ".DS_Store"];
@@ -11,64 +12,46 @@ const SKIPPED: &[&str] = &[".git", ".hg", ".svn", ".cfignore", "_darcs", ".DS_St
 /// Zips every file under `dir` (paths relative to it, `/`-separated, file modes
 /// kept). Symlinks are skipped. Returns the archive and how many files it holds.
 pub fn zip_dir(dir: &Path) -> Result<(Vec<u8>, usize)> {
-    let meta = std::fs::metadata(dir).map_err(|source| Error::Io {
-        action: "read app directory",
-        path: dir.to_owned(),
-        cause: source,
-    })?;
+    let meta = std::fs::metadata(dir).with_context(|| io("read app directory", dir))?;
     if !meta.is_dir() {
-        return Err(Error::Push(format!("{} is not a directory", dir.display())));
+        bail!("{} is not a directory", dir.display());
     }
     let mut files = Vec::new();
     collect(dir, dir, &mut files)?;
     files.sort();
     let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let zip_error = |e: zip::result::ZipError| Error::Push(format!("cannot build the zip: {e}"));
+    let zip_error = |e: zip::result::ZipError| anyhow!("cannot build the zip: {e}");
     for (relative, path) in &files {
-        let mode = file_mode(path);
         let options = zip::write::SimpleFileOptions::default()
             .compression_method(zip::CompressionMethod::Stored)
-            .unix_permissions(mode);
+            .unix_permissions(file_mode(path));
         writer
             .start_file(relative.as_str(), options)
             .map_err(zip_error)?;
-        let bytes = std::fs::read(path).map_err(|source| Error::Io {
-            action: "read",
-            path: path.clone(),
-            cause: source,
-        })?;
-        writer.write_all(&bytes).map_err(|source| Error::Io {
-            action: "zip",
-            path: path.clone(),
-            cause: source,
-        })?;
+        let bytes = std::fs::read(path).with_context(|| io("read", path))?;
+        writer.write_all(&bytes).with_context(|| io("zip", path))?;
     }
     let cursor = writer.finish().map_err(zip_error)?;
     Ok((cursor.into_inner(), files.len()))
 }
 
+/// What failed, on which path: `read app directory /x`.
+fn io(action: &str, path: &Path) -> String {
+    format!("{action} {}", path.display())
+}
+
+/// Adds every regular file under `dir` to `files` as (path relative to
+/// `root`, path), skipping [`SKIPPED`] names and symlinks.
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|source| Error::Io {
-        action: "list",
-        path: dir.to_owned(),
-        cause: source,
-    })?;
+    let entries = std::fs::read_dir(dir).with_context(|| io("list", dir))?;
     for entry in entries {
-        let entry = entry.map_err(|source| Error::Io {
-            action: "list",
-            path: dir.to_owned(),
-            cause: source,
-        })?;
+        let entry = entry.with_context(|| io("list", dir))?;
         let name = entry.file_name();
         if SKIPPED.iter().any(|s| name == *s) {
             continue;
         }
         let path = entry.path();
-        let kind = entry.file_type().map_err(|source| Error::Io {
-            action: "stat",
-            path: path.clone(),
-            cause: source,
-        })?;
+        let kind = entry.file_type().with_context(|| io("stat", &path))?;
         if kind.is_dir() {
             collect(root, &path, files)?;
         } else if kind.is_file() {

@@ -1,5 +1,6 @@
-//! A client for the simulator's JSON API (`/sim/...`), used by `cube push`,
-//! `cube apps`, `cube scale`, `cube stop` and `cube delete`.
+//! A client for the simulator's JSON API (`/sim/...`): what `cube push`,
+//! `cube apps`, `cube scale`, `cube start`, `cube stop` and `cube delete`
+//! drive, and how tests and St8ge's tests put apps into the simulator.
 
 use std::time::Duration;
 
@@ -7,9 +8,9 @@ use reqwest::Method;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use super::state::{AppManifest, Build, Scale};
+use super::view::{AppList, AppView};
 use crate::model::CcErrorBody;
-use crate::sim::state::{AppManifest, Build, Scale};
-use crate::sim::view::{AppList, AppView};
 use crate::{Error, Result};
 
 /// Talks to `cube cc-sim`'s JSON API.

@@ -1,19 +1,13 @@
-//! Waiting for instances through OPI's Eirini-compatible API
-//! (`GET /apps/{guid}/{version}/instances`), so `cube push` can say when the
-//! app runs. Own types: this crate does not depend on `opi`.
-//!
-//! Answers are read as an Eirini-era CC reads them ([`lrp_instances`], after
+//! OPI's answer to `GET /apps/{guid}/{version}/instances`, read as an
+//! Eirini-era CC reads it ([`lrp_instances`], after
 //! `OPI::InstancesClient#lrp_instances`, cloud_controller_ng 9b783b01,
 //! `lib/cloud_controller/opi/instances_client.rb`): the body is parsed whatever
 //! the status; `error` is a string (a JSON object there cannot be read).
-
-use std::time::{Duration, Instant};
+//!
+//! CC's side of the contract, so its own types: this crate does not depend on
+//! `opi`, whose `InstancesResponse` is the writer's side.
 
 use serde::{Deserialize, Serialize};
-
-use crate::sim::state::AppState;
-use crate::sim::view::AppView;
-use crate::{Error, Result};
 
 /// `GET /apps/{guid}/{version}/instances` answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,118 +83,6 @@ pub struct Instance {
     /// Why it cannot be placed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement_error: Option<String>,
-}
-
-/// Polls OPI for an app's instances.
-#[derive(Debug, Clone)]
-pub struct OpiClient {
-    http: reqwest::Client,
-    base: url::Url,
-}
-
-impl OpiClient {
-    /// A client for OPI at `base_url`.
-    pub fn new(base_url: &str) -> Result<Self> {
-        Self::with_access(base_url, &cube_runtime::access::ClientAccess::default())
-    }
-
-    /// A client for OPI at `base_url` with Cube's access settings.
-    pub fn with_access(
-        base_url: &str,
-        access: &cube_runtime::access::ClientAccess,
-    ) -> Result<Self> {
-        let base = crate::client::urls::parse(base_url)?;
-        let http = access
-            .builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| Error::ClientSetup(e.to_string()))?;
-        Ok(OpiClient { http, base })
-    }
-
-    /// One look at the instances, read as CC reads them; OPI's error that the
-    /// LRP is `not found` (the Sink has not desired it yet) is an empty list.
-    pub async fn instances(&self, app: &AppView) -> Result<Vec<Instance>> {
-        let path = format!("/apps/{}/{}/instances", app.guid, app.version);
-        let url = crate::client::urls::join(&self.base, &path);
-        let response = self.http.get(url).send().await.map_err(|e| {
-            Error::Push(format!(
-                "cannot reach OPI at {} to watch the instances: {e} (pass --no-wait to push without waiting)",
-                self.base
-            ))
-        })?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Error::Push(format!("OPI's answer to {path}: {e}")))?;
-        let has_desired = app.state == AppState::Started && app.instances > 0;
-        match lrp_instances(&body, has_desired) {
-            Ok(LrpInstances::Instances(instances)) => Ok(instances),
-            Ok(LrpInstances::Failed(error)) if error.contains("not found") => Ok(Vec::new()),
-            Ok(LrpInstances::Failed(error) | LrpInstances::NotRunningProcess(error)) => Err(
-                Error::Push(format!("OPI answered {path} with {status}: {error}")),
-            ),
-            Err(problem) => Err(Error::Push(format!(
-                "OPI's answer to {path} ({status}) cannot be read: {problem}"
-            ))),
-        }
-    }
-
-    /// Polls until every desired instance runs, one crashes for good, or the
-    /// timeout passes.
-    pub async fn wait_running(
-        &self,
-        app: &AppView,
-        timeout: Duration,
-        interval: Duration,
-        say: &mut (dyn FnMut(String) + Send),
-    ) -> Result<Vec<Instance>> {
-        let deadline = Instant::now() + timeout;
-        let mut last = String::new();
-        loop {
-            let instances = self.instances(app).await?;
-            let running = instances.iter().filter(|i| i.state == "RUNNING").count();
-            let summary = format!("   {running} of {} instances running", app.instances);
-            if summary != last {
-                say(summary.clone());
-                last = summary;
-            }
-            if running >= app.instances as usize {
-                return Ok(instances);
-            }
-            if let Some(error) = instances.iter().find_map(|i| i.placement_error.clone()) {
-                return Err(Error::Push(format!(
-                    "instances of {} cannot be placed: {error}",
-                    app.name
-                )));
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Push(format!(
-                    "{} of {} instances of {} running after {timeout:?}",
-                    running, app.instances, app.name
-                )));
-            }
-            tokio::time::sleep(interval).await;
-        }
-    }
-}
-
-/// `cf push`-style instance table.
-pub fn table(instances: &[Instance]) -> String {
-    let mut lines = vec!["     state      since".to_owned()];
-    let mut sorted: Vec<&Instance> = instances.iter().collect();
-    sorted.sort_by_key(|i| i.index);
-    for instance in sorted {
-        lines.push(format!(
-            "#{:<3} {:<10} {}",
-            instance.index,
-            instance.state.to_lowercase(),
-            instance.since
-        ));
-    }
-    lines.join("\n")
 }
 
 #[cfg(test)]
