@@ -101,7 +101,8 @@ pub enum Error {
     /// The HTTP server could not bind or serve.
     #[error(transparent)]
     Runtime(#[from] cube_runtime::Error),
-    /// A `cube push` step failed in a way the user must act on.
+    /// A call to the simulator's `/sim` API (what `cube push` and friends use)
+    /// failed in a way the user must act on.
     #[error("{0}")]
     Push(String),
 }

@@ -18,6 +18,7 @@
 //! This crate stands alone: it does not depend on the `opi` crate, so the CC
 //! contract is defined once, here, from CC's point of view.
 
+#![warn(missing_docs)]
 pub mod client;
 mod error;
 pub mod guid;
