@@ -16,7 +16,7 @@ use cube_runtime::access::{AccessArgs, ClientAccess, ClientArgs, Secret};
 use reqwest::StatusCode;
 use testkit::access::{
     CA_PEM, OTHER_CERT_PEM, OTHER_KEY_PEM, ROGUE_CERT_PEM, ROGUE_KEY_PEM, SERVICE_CERT_PEM,
-    SERVICE_KEY_PEM, write_pki,
+    SERVICE_KEY_PEM, SERVICE_RSA_CERT_PEM, SERVICE_RSA_KEY_PEM, write_pki,
 };
 
 const TOKEN: &str = "right-token-0123456789";
@@ -173,6 +173,8 @@ async fn every_api_answers_401_403_or_serves_by_credential() {
     let certificate = client(None, Some((SERVICE_CERT_PEM, SERVICE_KEY_PEM)));
     let other = client(None, Some((OTHER_CERT_PEM, OTHER_KEY_PEM)));
     let rogue = client(None, Some((ROGUE_CERT_PEM, ROGUE_KEY_PEM)));
+    // Cloud Controller's HTTP client presents RSA keys only.
+    let rsa = client(None, Some((SERVICE_RSA_CERT_PEM, SERVICE_RSA_KEY_PEM)));
     for (api, method, url) in &endpoints {
         let got = |c| status(c, method, url);
         assert_eq!(
@@ -197,12 +199,14 @@ async fn every_api_answers_401_403_or_serves_by_credential() {
             "{api}: right certificate got {by_cert}"
         );
         // St8ge's cancel succeeds once; afterwards the task is gone (404),
-        // which still shows the token was accepted.
-        let by_token = got(&right).await.unwrap();
-        assert!(
-            by_token.is_success() || (*api == "St8ge" && by_token == StatusCode::NOT_FOUND),
-            "{api}: right token got {by_token}"
-        );
+        // which still shows the credential was accepted.
+        for (credential, client) in [("right token", &right), ("RSA certificate", &rsa)] {
+            let answer = got(client).await.unwrap();
+            assert!(
+                answer.is_success() || (*api == "St8ge" && answer == StatusCode::NOT_FOUND),
+                "{api}: {credential} got {answer}"
+            );
+        }
     }
 
     // Refusals in each API's error shape, with the challenge to answer.

@@ -10,6 +10,11 @@ pub const CA_PEM: &str = include_str!("pki/ca.pem");
 pub const SERVICE_CERT_PEM: &str = include_str!("pki/service.pem");
 /// Its key.
 pub const SERVICE_KEY_PEM: &str = include_str!("pki/service-key.pem");
+/// The services' certificate again with an RSA 2048 key (Cloud Controller's
+/// HTTP client loads only RSA client keys).
+pub const SERVICE_RSA_CERT_PEM: &str = include_str!("pki/service-rsa.pem");
+/// Its key (PKCS#8).
+pub const SERVICE_RSA_KEY_PEM: &str = include_str!("pki/service-rsa-key.pem");
 /// A client certificate of the same CA, valid only for `other.cube.internal`.
 pub const OTHER_CERT_PEM: &str = include_str!("pki/other.pem");
 /// Its key.
