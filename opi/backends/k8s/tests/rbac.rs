@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use opi::Scheduler;
@@ -42,6 +43,8 @@ fn granted(namespace: Option<&str>, skip: Option<(&str, &str)>) -> Rbac {
 struct RestrictedHarness {
     server: FakeApiServer,
     scheduler: K8sScheduler,
+    rbac: Rbac,
+    config: Config,
 }
 
 impl RestrictedHarness {
@@ -59,8 +62,14 @@ impl RestrictedHarness {
             routing,
             ..Config::default()
         };
-        let scheduler = K8sScheduler::new(server.client_as(granted(namespace, skip)), config);
-        Self { server, scheduler }
+        let rbac = granted(namespace, skip);
+        let scheduler = K8sScheduler::new(server.client_as(rbac.clone()), config.clone());
+        Self {
+            server,
+            scheduler,
+            rbac,
+            config,
+        }
     }
 }
 
@@ -92,6 +101,21 @@ impl Harness for RestrictedHarness {
 
     fn patience(&self) -> Duration {
         Duration::from_secs(10)
+    }
+
+    /// A second backend with the same restricted rights.
+    async fn restart(&self) -> Result<Arc<dyn Scheduler>, String> {
+        let client = self.server.client_as(self.rbac.clone());
+        Ok(Arc::new(K8sScheduler::new(client, self.config.clone())))
+    }
+
+    fn can_cut_off(&self) -> bool {
+        true
+    }
+
+    async fn set_reachable(&self, reachable: bool) -> Result<(), String> {
+        self.server.set_unreachable(!reachable);
+        Ok(())
     }
 }
 
