@@ -3,6 +3,7 @@
 
 mod apps;
 mod backend;
+mod bbs;
 mod cc_sim;
 mod delete;
 mod duration;
@@ -52,6 +53,8 @@ enum Command {
     Up(up::Args),
     /// Serve the Orchestrator Provider Interface over a scheduler backend.
     Opi(opi::Args),
+    /// Serve Diego's BBS API to Cloud Controller over a scheduler backend.
+    Bbs(bbs::Args),
     /// Converge the scheduler to what Cloud Controller desires.
     Sink(sink::Args),
     /// Serve the OCI registry that turns droplets into images.
@@ -97,6 +100,7 @@ pub fn main(cli: Cli) -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(args).await,
             Command::Opi(args) => opi::run(args).await,
+            Command::Bbs(args) => bbs::run(args).await,
             Command::Sink(args) => sink::run(args).await,
             Command::Registry(args) => registry::run(args).await,
             Command::Stager(args) => stager::run(args).await,

@@ -1,20 +1,36 @@
-//! A fake Diego BBS, built from the same protobuf models as `opi-diego`
-//! (`opi_diego::proto`), in memory, on 127.0.0.1.
+//! A fake Diego BBS, built from the BBS protobuf models (`bbs-models`), in
+//! memory, on 127.0.0.1.
 //!
-//! It answers the routes Cube's Diego backend uses the way the real BBS does
-//! — POST + `application/x-protobuf`, errors inside a 200 response as
-//! `Error{type,message}`, the real validation (missing process guid, empty
-//! domain, bad root filesystem, run actions without path or user, …),
+//! It answers the routes Cube's Diego backend and Cloud Controller use the
+//! way the real BBS does — POST + `application/x-protobuf`, errors inside a
+//! 200 response as `Error{type,message}`, the real validation rule for rule
+//! (`validate.rs`: missing process guid, empty domain, bad root filesystem,
+//! run actions without path or user, image layers, egress rules, …),
 //! `ResourceExists` on a duplicate desire, `ResourceNotFound` on unknown
 //! records — and streams `/v1/events/lrp_instances.r1` and
 //! `/v1/events/tasks.r1` as server-sent events with base64 protobuf data.
+//!
+//! Routes: `/v1/ping`, `/v1/domains/upsert`, `/v1/desired_lrp/desire.r2`,
+//! `/v1/desired_lrp/update`, `/v1/desired_lrp/remove`,
+//! `/v1/desired_lrps/get_by_process_guid.r3` and `.r2`,
+//! `/v1/desired_lrp_scheduling_infos/list`, `/v1/actual_lrps/list`,
+//! `/v1/actual_lrps/list_by_process_guids`, `/v1/actual_lrps/retire`,
+//! `/v1/tasks/desire.r2`, `/v1/tasks/list.r3` and `.r2`,
+//! `/v1/tasks/get_by_task_guid.r3` and `.r2`, `/v1/tasks/cancel`,
+//! `/v1/tasks/resolving`, `/v1/tasks/delete`. Every field of a desired LRP or
+//! task is kept and returned; the `.r2` reads answer in format V2
+//! (`bbs_models::version`: image layers as cached dependencies and
+//! downloads), and every DesiredLRP read fills in its metrics guid, as the
+//! BBS does.
 //!
 //! [`FakeBbs::start`] serves mutual TLS with the test PKI in [`tls`]; clients
 //! without a certificate from its CA are refused. Cells are simulated:
 //! instances start `RUNNING` at once (or stay `UNCLAIMED` with
 //! [`FakeBbs::set_placement_error`]), tasks start at once and complete when a
 //! test calls [`FakeBbs::complete_task`]; [`FakeBbs::crash`] is a cell
-//! reporting a crashed instance. A consumer resolves a completed task
+//! reporting a crashed instance. A started instance is routable, in zone
+//! `z1` of cell `cell-z1-0`, with its metric tags resolved (`INDEX`,
+//! `INSTANCE_GUID`) as a cell reports them. A consumer resolves a completed task
 //! (`/v1/tasks/resolving`) and deletes it (`/v1/tasks/delete`), with the
 //! real BBS's state-transition errors.
 //!
@@ -30,6 +46,8 @@
 
 mod server;
 mod state;
+#[cfg(test)]
+mod tests;
 pub mod tls;
 mod validate;
 
@@ -37,7 +55,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use opi_diego::proto;
+use bbs_models as proto;
 
 use server::Shared;
 

@@ -1,7 +1,9 @@
-//! The fake BBS's HTTP side: every route Cube uses, POST + protobuf, errors
-//! inside a 200 response as `Error{type,message}` (an undecodable body is
-//! `InvalidProtobufMessage`), and the two SSE event streams (`id`, `event`,
-//! base64 protobuf `data`) — served over plain HTTP or mutual TLS.
+//! The fake BBS's HTTP side: every route Cube and Cloud Controller use, each
+//! a POST of protobuf, errors inside a 200 response as `Error{type,message}`
+//! (as the BBS's `parseRequest`: an undecodable body is `InvalidRequest` "the
+//! request received is invalid", an invalid one `InvalidRequest` with the
+//! validation message), and the two SSE event streams (`id`, `event`, base64
+//! protobuf `data`) — served over plain HTTP or mutual TLS.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,14 +16,16 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
+use bbs_models::version::{desired_lrp_v2, populate_metrics_guid, task_v2};
+use bbs_models::{self as proto, error::Type};
 use futures::StreamExt;
-use opi_diego::proto::{self, error::Type};
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::state::{Event, State, Stream, error};
+use super::validate::Validate;
 
 /// One SSE frame, ready to send.
 type Frame = Bytes;
@@ -153,6 +157,7 @@ replies!(
     DesiredLrpResponse,
     DesiredLrpSchedulingInfosResponse,
     ActualLrPsResponse,
+    ActualLrPsByProcessGuidsResponse,
     ActualLrpLifecycleResponse,
     TaskLifecycleResponse,
     TasksResponse,
@@ -172,8 +177,8 @@ fn unavailable() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "fake BBS switched off").into_response()
 }
 
-/// Decodes `Req`, runs `op` and answers `Resp` (with the error, if any);
-/// counted at once, answered once `path` is not held.
+/// Decodes and validates `Req`, runs `op` and answers `Resp` (with the
+/// error, if any); counted at once, answered once `path` is not held.
 async fn unary<Req, Resp>(
     shared: &Shared,
     path: &str,
@@ -181,7 +186,7 @@ async fn unary<Req, Resp>(
     op: impl FnOnce(&mut State, Req) -> Result<Resp, proto::Error>,
 ) -> Response
 where
-    Req: Message + Default,
+    Req: Message + Default + Validate,
     Resp: Reply,
 {
     shared.count(path);
@@ -190,10 +195,16 @@ where
         return unavailable();
     }
     let reply = match Req::decode(body) {
-        Ok(req) => shared
-            .with(|state| op(state, req))
-            .unwrap_or_else(Resp::failed),
-        Err(e) => Resp::failed(error(Type::InvalidProtobufMessage, e.to_string())),
+        Ok(req) => match req.validate() {
+            Ok(()) => shared
+                .with(|state| op(state, req))
+                .unwrap_or_else(Resp::failed),
+            Err(problems) => Resp::failed(error(Type::InvalidRequest, problems)),
+        },
+        Err(_) => Resp::failed(error(
+            Type::InvalidRequest,
+            "the request received is invalid",
+        )),
     };
     protobuf(&reply)
 }
@@ -215,7 +226,7 @@ fn ok<T: Default>(result: Result<(), proto::Error>) -> Result<T, proto::Error> {
     result.map(|()| T::default())
 }
 
-/// Every route Cube's client uses.
+/// Every route Cube's client and Cloud Controller use.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let router = Router::new().route(
         "/v1/ping",
@@ -245,13 +256,25 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     >(
         s.remove_lrp(r)
     ));
+    // Every DesiredLRP read fills in the metrics guid; `.r2` reads answer
+    // in format V2 (image layers as cached dependencies and downloads).
     let router = route!(
         router,
         "/v1/desired_lrps/get_by_process_guid.r3",
         |s: &mut State, r| {
             s.desired_lrp(&r).map(|d| proto::DesiredLrpResponse {
                 error: None,
-                desired_lrp: Some(d),
+                desired_lrp: Some(populate_metrics_guid(d)),
+            })
+        }
+    );
+    let router = route!(
+        router,
+        "/v1/desired_lrps/get_by_process_guid.r2",
+        |s: &mut State, r| {
+            s.desired_lrp(&r).map(|d| proto::DesiredLrpResponse {
+                error: None,
+                desired_lrp: Some(populate_metrics_guid(desired_lrp_v2(d))),
             })
         }
     );
@@ -271,6 +294,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             actual_lrps: s.actual_lrps(&r),
         })
     });
+    let router = route!(
+        router,
+        "/v1/actual_lrps/list_by_process_guids",
+        |s: &mut State, r| {
+            Ok(proto::ActualLrPsByProcessGuidsResponse {
+                error: None,
+                actual_lrps: s.actual_lrps_by_process_guids(&r),
+            })
+        }
+    );
     let router = route!(router, "/v1/actual_lrps/retire", |s: &mut State, r| ok::<
         proto::ActualLrpLifecycleResponse,
     >(
@@ -287,6 +320,12 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             tasks: s.tasks(&r),
         })
     });
+    let router = route!(router, "/v1/tasks/list.r2", |s: &mut State, r| {
+        Ok(proto::TasksResponse {
+            error: None,
+            tasks: s.tasks(&r).into_iter().map(task_v2).collect(),
+        })
+    });
     let router = route!(
         router,
         "/v1/tasks/get_by_task_guid.r3",
@@ -294,6 +333,16 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             s.task(&r).map(|t| proto::TaskResponse {
                 error: None,
                 task: Some(t),
+            })
+        }
+    );
+    let router = route!(
+        router,
+        "/v1/tasks/get_by_task_guid.r2",
+        |s: &mut State, r| {
+            s.task(&r).map(|t| proto::TaskResponse {
+                error: None,
+                task: Some(task_v2(t)),
             })
         }
     );

@@ -6,10 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use opi_diego::proto::{self, error::Type};
+use bbs_models::{self as proto, error::Type};
 use prost::Message;
-
-use super::validate;
 
 /// Which event stream an event goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,12 +34,28 @@ pub(crate) fn error(kind: Type, message: impl Into<String>) -> proto::Error {
     }
 }
 
-fn not_found(what: &str) -> proto::Error {
+fn not_found() -> proto::Error {
     error(
         Type::ResourceNotFound,
-        format!("the requested resource could not be found: {what}"),
+        "the requested resource could not be found",
     )
 }
+
+fn exists() -> proto::Error {
+    error(
+        Type::ResourceExists,
+        "the requested resource already exists",
+    )
+}
+
+/// The BBS always answers an instance's `routable` (false until started).
+fn routable(routable: bool) -> Option<proto::actual_lrp::OptionalRoutable> {
+    Some(proto::actual_lrp::OptionalRoutable::Routable(routable))
+}
+
+/// The zone of the one simulated cell, `cell-z1-0`.
+const CELL_ID: &str = "cell-z1-0";
+const CELL_ZONE: &str = "z1";
 
 /// After how many crashes an instance stays `CRASHED` instead of being
 /// restarted at once (Diego restarts the first three immediately).
@@ -84,7 +98,11 @@ impl State {
             since: lrp.since,
             modification_tag: lrp.modification_tag.clone(),
             presence: lrp.presence,
-            optional_routable: None,
+            optional_routable: lrp.optional_routable.map(|r| match r {
+                proto::actual_lrp::OptionalRoutable::Routable(b) => {
+                    proto::actual_lrp_info::OptionalRoutable::Routable(b)
+                }
+            }),
             availability_zone: lrp.availability_zone.clone(),
         }
     }
@@ -109,6 +127,7 @@ impl State {
                 domain: domain.to_owned(),
             }),
             actual_lrp_instance_key: Some(proto::ActualLrpInstanceKey::default()),
+            actual_lrp_net_info: Some(proto::ActualLrpNetInfo::default()),
             state: "UNCLAIMED".into(),
             placement_error: self.placement_error.clone().unwrap_or_default(),
             since: now(),
@@ -116,6 +135,7 @@ impl State {
                 epoch: format!("epoch-{process_guid}-{index}"),
                 index: 0,
             }),
+            optional_routable: routable(false),
             ..proto::ActualLrp::default()
         };
         self.emit(
@@ -140,15 +160,17 @@ impl State {
         };
         self.next_instance += 1;
         self.next_port += 1;
-        let desired_ports = self
+        let (desired_ports, desired_tags) = self
             .desired
             .get(&key.0)
-            .map(|d| d.ports.clone())
+            .map(|d| (d.ports.clone(), d.metric_tags.clone()))
             .unwrap_or_default();
+        let instance_guid = format!("instance-{}", self.next_instance);
         let mut after = before.clone();
+        after.metric_tags = instance_metric_tags(&desired_tags, key.1, &instance_guid);
         after.actual_lrp_instance_key = Some(proto::ActualLrpInstanceKey {
-            instance_guid: format!("instance-{}", self.next_instance),
-            cell_id: "cell-z1-0".into(),
+            instance_guid,
+            cell_id: CELL_ID.into(),
         });
         after.actual_lrp_net_info = Some(proto::ActualLrpNetInfo {
             address: "10.0.16.4".into(),
@@ -164,6 +186,8 @@ impl State {
             ..proto::ActualLrpNetInfo::default()
         });
         after.state = "RUNNING".into();
+        after.optional_routable = routable(true);
+        after.availability_zone = CELL_ZONE.into();
         after.placement_error.clear();
         after.since = now();
         if let Some(tag) = &mut after.modification_tag {
@@ -210,32 +234,22 @@ impl State {
 
     // ---- routes ------------------------------------------------------------
 
+    // Requests arrive validated (`validate.rs`), as in the BBS.
+
     pub(crate) fn upsert_domain(
         &mut self,
         req: proto::UpsertDomainRequest,
     ) -> Result<(), proto::Error> {
-        if req.domain.is_empty() {
-            return Err(error(Type::InvalidRequest, "Invalid field: domain"));
-        }
         self.domains.insert(req.domain, req.ttl);
         Ok(())
     }
 
     pub(crate) fn desire_lrp(&mut self, req: proto::DesireLrpRequest) -> Result<(), proto::Error> {
-        let Some(mut lrp) = req.desired_lrp else {
-            return Err(error(Type::InvalidRequest, "Invalid field: desired_lrp"));
-        };
-        validate::desired_lrp(&lrp).map_err(|m| error(Type::InvalidRequest, m))?;
+        let lrp = req.desired_lrp.unwrap_or_default();
         if self.desired.contains_key(&lrp.process_guid) {
-            return Err(error(
-                Type::ResourceExists,
-                "the requested resource already exists",
-            ));
+            return Err(exists());
         }
-        lrp.modification_tag = Some(proto::ModificationTag {
-            epoch: format!("epoch-{}", lrp.process_guid),
-            index: 0,
-        });
+        let lrp = stored(lrp);
         let process_guid = lrp.process_guid.clone();
         self.desired.insert(process_guid.clone(), lrp.clone());
         self.emit(
@@ -258,9 +272,8 @@ impl State {
             OptionalAnnotation, OptionalImagePassword, OptionalImageUsername, OptionalInstances,
         };
         let update = req.update.unwrap_or_default();
-        validate::update(&req.process_guid, &update).map_err(|m| error(Type::InvalidRequest, m))?;
         let Some(before) = self.desired.get(&req.process_guid).cloned() else {
-            return Err(not_found(&req.process_guid));
+            return Err(not_found());
         };
         let mut after = before.clone();
         if let Some(OptionalInstances::Instances(n)) = update.optional_instances {
@@ -303,7 +316,7 @@ impl State {
         req: proto::RemoveDesiredLrpRequest,
     ) -> Result<(), proto::Error> {
         let Some(lrp) = self.desired.remove(&req.process_guid) else {
-            return Err(not_found(&req.process_guid));
+            return Err(not_found());
         };
         self.converge(&req.process_guid);
         self.emit(
@@ -317,6 +330,7 @@ impl State {
         Ok(())
     }
 
+    /// The DesiredLRP as stored (format V3); the routes convert it.
     pub(crate) fn desired_lrp(
         &self,
         req: &proto::DesiredLrpByProcessGuidRequest,
@@ -324,7 +338,7 @@ impl State {
         self.desired
             .get(&req.process_guid)
             .cloned()
-            .ok_or_else(|| not_found(&req.process_guid))
+            .ok_or_else(not_found)
     }
 
     pub(crate) fn scheduling_infos(
@@ -351,6 +365,9 @@ impl State {
                 }),
                 routes: d.routes.clone(),
                 modification_tag: d.modification_tag.clone(),
+                volume_placement: Some(proto::VolumePlacement {
+                    driver_names: d.volume_mounts.iter().map(|m| m.driver.clone()).collect(),
+                }),
                 placement_tags: d.placement_tags.clone(),
             })
             .collect()
@@ -379,6 +396,17 @@ impl State {
             .collect()
     }
 
+    pub(crate) fn actual_lrps_by_process_guids(
+        &self,
+        req: &proto::ActualLrPsByProcessGuidsRequest,
+    ) -> Vec<proto::ActualLrp> {
+        self.actuals
+            .iter()
+            .filter(|((process_guid, _), _)| req.process_guids.contains(process_guid))
+            .map(|(_, lrp)| lrp.clone())
+            .collect()
+    }
+
     pub(crate) fn retire(
         &mut self,
         req: proto::RetireActualLrpRequest,
@@ -386,10 +414,7 @@ impl State {
         let key = req.actual_lrp_key.unwrap_or_default();
         let id = (key.process_guid.clone(), key.index);
         if !self.actuals.contains_key(&id) {
-            return Err(not_found(&format!(
-                "{} index {}",
-                key.process_guid, key.index
-            )));
+            return Err(not_found());
         }
         // The cell stops the container; convergence then places a new one.
         self.unplace(&id);
@@ -401,12 +426,8 @@ impl State {
         &mut self,
         req: proto::DesireTaskRequest,
     ) -> Result<(), proto::Error> {
-        validate::desire_task(&req).map_err(|m| error(Type::InvalidRequest, m))?;
         if self.tasks.contains_key(&req.task_guid) {
-            return Err(error(
-                Type::ResourceExists,
-                "the requested resource already exists",
-            ));
+            return Err(exists());
         }
         let task = proto::Task {
             task_definition: req.task_definition,
@@ -428,7 +449,7 @@ impl State {
         // A cell picks it up at once.
         let mut running = task.clone();
         running.state = proto::task::State::Running as i32;
-        running.cell_id = "cell-z1-0".into();
+        running.cell_id = CELL_ID.into();
         running.updated_at = now();
         self.set_task(task, running);
         Ok(())
@@ -459,7 +480,7 @@ impl State {
         self.tasks
             .get(&req.task_guid)
             .cloned()
-            .ok_or_else(|| not_found(&req.task_guid))
+            .ok_or_else(not_found)
     }
 
     /// Completes a pending or running task (a cell finishing it, or a cancel).
@@ -472,7 +493,7 @@ impl State {
     ) -> Result<(), proto::Error> {
         use proto::task::State as S;
         let Some(before) = self.tasks.get(guid).cloned() else {
-            return Err(not_found(guid));
+            return Err(not_found());
         };
         match S::try_from(before.state) {
             Ok(S::Pending | S::Running) => {}
@@ -538,7 +559,7 @@ impl State {
         to: proto::task::State,
     ) -> Result<proto::Task, proto::Error> {
         use proto::task::State as S;
-        let task = self.tasks.get(guid).ok_or_else(|| not_found(guid))?;
+        let task = self.tasks.get(guid).ok_or_else(not_found)?;
         if task.state == from as i32 {
             return Ok(task.clone());
         }
@@ -558,7 +579,7 @@ impl State {
     ) -> Result<(), proto::Error> {
         let key = (process_guid.to_owned(), index);
         let Some(before) = self.actuals.get(&key).cloned() else {
-            return Err(not_found(&format!("{process_guid} index {index}")));
+            return Err(not_found());
         };
         if before.state != "RUNNING" && before.state != "CLAIMED" {
             return Err(error(
@@ -581,7 +602,8 @@ impl State {
         let restart = after.crash_count <= IMMEDIATE_RESTARTS;
         after.state = if restart { "UNCLAIMED" } else { "CRASHED" }.into();
         after.actual_lrp_instance_key = Some(proto::ActualLrpInstanceKey::default());
-        after.actual_lrp_net_info = None;
+        after.actual_lrp_net_info = Some(proto::ActualLrpNetInfo::default());
+        after.optional_routable = routable(false);
         if let Some(tag) = &mut after.modification_tag {
             tag.index += 1;
         }
@@ -592,4 +614,42 @@ impl State {
         }
         Ok(())
     }
+}
+
+/// A desired LRP as the BBS keeps it: with a fresh modification tag, routes
+/// (an empty set when none were given: the BBS always answers some) and
+/// without the deprecated start timeout in seconds, which the BBS does not
+/// store.
+#[allow(deprecated)]
+fn stored(mut lrp: proto::DesiredLrp) -> proto::DesiredLrp {
+    lrp.modification_tag = Some(proto::ModificationTag {
+        epoch: format!("epoch-{}", lrp.process_guid),
+        index: 0,
+    });
+    lrp.routes = Some(lrp.routes.unwrap_or_default());
+    lrp.deprecated_start_timeout_s = 0;
+    lrp
+}
+
+/// An instance's metric tags as its cell reports them: static values as
+/// they are, `INDEX` and `INSTANCE_GUID` resolved, an unknown dynamic value
+/// left out (BBS `ConvertMetricTags`).
+fn instance_metric_tags(
+    desired: &BTreeMap<String, proto::MetricTagValue>,
+    index: i32,
+    instance_guid: &str,
+) -> BTreeMap<String, String> {
+    use proto::metric_tag_value::DynamicValue;
+    desired
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = match DynamicValue::try_from(value.dynamic) {
+                Ok(DynamicValue::Invalid) => value.r#static.clone(),
+                Ok(DynamicValue::Index) => index.to_string(),
+                Ok(DynamicValue::InstanceGuid) => instance_guid.to_owned(),
+                Err(_) => return None,
+            };
+            Some((name.clone(), value))
+        })
+        .collect()
 }

@@ -5,8 +5,8 @@
 //! response as `Error{type,message}`, instance changes and crashes streamed
 //! as server-sent events.
 //!
-//! - [`proto`]: the BBS models, generated from Cube's own subset of
-//!   cloudfoundry/bbs `models/*.proto` (same field numbers and types).
+//! - [`proto`]: the BBS models — the `bbs-models` crate, re-exported under
+//!   the name this crate has always used.
 //! - [`translate`]: pure OPI ⇄ BBS mapping (LRPs, updates, tasks, instances,
 //!   crash events).
 //! - [`client`]: [`BbsClient`], one method per BBS route.
@@ -29,8 +29,10 @@ pub mod client;
 pub mod completions;
 pub mod error;
 pub mod events;
-pub mod proto;
 pub mod translate;
+
+/// The BBS models (the `bbs-models` crate).
+pub use bbs_models as proto;
 
 pub use backend::{DEFAULT_DOMAIN_TTL, DiegoConfig, DiegoScheduler};
 pub use client::{BbsClient, TlsPem};

@@ -214,7 +214,8 @@ async fn the_fake_bbs_rejects_invalid_and_duplicate_lrps() {
     );
     assert!(client.desired_lrp("nope").await.unwrap_err().is_not_found());
 
-    // An undecodable body is answered, inside a 200, as InvalidProtobufMessage.
+    // An undecodable body is answered, inside a 200, as the BBS does:
+    // InvalidRequest "the request received is invalid".
     let garbage: Result<proto::DesiredLrpLifecycleResponse, _> = client
         .call(
             "/v1/desired_lrp/desire.r2",
@@ -225,9 +226,9 @@ async fn the_fake_bbs_rejects_invalid_and_duplicate_lrps() {
         matches!(
             garbage,
             Err(DiegoError::Bbs {
-                kind: Type::InvalidProtobufMessage,
-                ..
-            })
+                kind: Type::InvalidRequest,
+                ref message,
+            }) if message == "the request received is invalid"
         ),
         "{garbage:?}"
     );

@@ -354,7 +354,9 @@ pub fn differs_beyond_update(have: &proto::DesiredLrp, want: &proto::DesiredLrp)
         annotation: String::new(),
         // Server-side bookkeeping, never written by Cube.
         modification_tag: None,
-        ..d.clone()
+        // The BBS answers every read with `metrics_guid` filled in from the
+        // `source_id` tag, so both sides are compared filled in.
+        ..proto::version::populate_metrics_guid(d.clone())
     };
     comparable(have) != comparable(want)
 }

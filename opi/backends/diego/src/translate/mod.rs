@@ -54,6 +54,7 @@ fn run_action(
             user: user.to_owned(),
             log_source,
             suppress_log_output: false,
+            ..proto::RunAction::default()
         }),
         ..proto::Action::default()
     }

@@ -288,6 +288,10 @@ fn differences_are_classified_for_desire() {
         index: 3,
     });
     assert!(!differs_beyond_update(&stored, &have));
+    // Nor is the metrics guid every BBS read fills in from `source_id`.
+    let read = proto::version::populate_metrics_guid(have.clone());
+    assert_ne!(read, have);
+    assert!(!differs_beyond_update(&read, &have));
 }
 
 #[test]
