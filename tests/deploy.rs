@@ -187,9 +187,15 @@ fn every_container_is_probed_limited_and_locked_down() {
     let names: BTreeSet<String> = workloads.iter().map(|w| w.name.clone()).collect();
     assert_eq!(
         names,
-        ["cube-bbs", "cube-opi", "cube-registry", "cube-sink", "cube-stager"]
-            .map(String::from)
-            .into()
+        [
+            "cube-bbs",
+            "cube-opi",
+            "cube-registry",
+            "cube-sink",
+            "cube-stager"
+        ]
+        .map(String::from)
+        .into()
     );
     for Workload { name, template, .. } in workloads {
         let pod = template.spec.unwrap();
