@@ -663,6 +663,40 @@ async fn crash_is_reported(h: &dyn Harness) -> CaseResult {
     Ok(())
 }
 
+/// An instance that crashed says so in [`Scheduler::instances`]: its crash
+/// count is at least 1 and its crash reason describes the exit, whether it
+/// is still crashed or already running again.
+async fn crashes_are_counted(h: &dyn Harness) -> CaseResult {
+    let s = h.scheduler();
+    let lrp = sample_lrp(h, "kappa", "v1", 2);
+    call("desire", s.desire(lrp.clone()).await)?;
+    running_instances(h, &lrp.id, 2).await?;
+    let before = call("instances", s.instances(&lrp.id).await)?;
+    ensure!(
+        before
+            .iter()
+            .all(|i| i.crash_count == 0 && i.crash_reason.is_empty()),
+        "instances that never crashed report crashes: {before:?}"
+    );
+    h.crash_instance(&lrp.id, 1, 3).await?;
+    let id = &lrp.id;
+    eventually(h.patience(), || async move {
+        let instances = call("instances", s.instances(id).await)?;
+        let crashed = instances.iter().find(|i| i.index == 1);
+        ensure!(
+            crashed.is_some_and(|i| i.crash_count >= 1 && !i.crash_reason.is_empty()),
+            "instance 1 does not report its crash: {instances:?}"
+        );
+        let other = instances.iter().find(|i| i.index == 0);
+        ensure!(
+            other.is_some_and(|i| i.crash_count == 0),
+            "instance 0 never crashed: {instances:?}"
+        );
+        Ok(())
+    })
+    .await
+}
+
 async fn tasks_run_and_report(h: &dyn Harness) -> CaseResult {
     let s = h.scheduler();
     let mut events = s.events();
@@ -826,6 +860,7 @@ pub const CASES: &[(&str, Case)] = cases![
     new_version_survives_stopping_old,
     stop_instance_replaces_it,
     crash_is_reported,
+    crashes_are_counted,
     tasks_run_and_report,
     task_steps_run_in_order,
     cancel_stops_task,

@@ -45,6 +45,7 @@ struct InstanceRecord {
     since: i64,
     state: InstanceState,
     crash_count: u32,
+    crash_reason: String,
 }
 
 impl InstanceRecord {
@@ -53,6 +54,7 @@ impl InstanceRecord {
             since: now_unix_nanos(),
             state: InstanceState::Running,
             crash_count: 0,
+            crash_reason: String::new(),
         }
     }
 }
@@ -123,6 +125,7 @@ impl MemoryScheduler {
             instance.state = InstanceState::Crashed;
             instance.since = now;
             instance.crash_count += 1;
+            instance.crash_reason = format!("exited with status {exit_status}");
             CrashEvent {
                 id: id.clone(),
                 instance: format!("{}-{index}", id.process_guid()),
@@ -130,7 +133,7 @@ impl MemoryScheduler {
                 cell_id: "memory".into(),
                 reason: reason.to_owned(),
                 exit_status,
-                exit_description: format!("exited with status {exit_status}"),
+                exit_description: instance.crash_reason.clone(),
                 crash_count: instance.crash_count,
                 crash_timestamp: now,
             }
@@ -308,6 +311,8 @@ impl Scheduler for MemoryScheduler {
                 since: instance.since,
                 state: instance.state,
                 placement_error: String::new(),
+                crash_count: instance.crash_count,
+                crash_reason: instance.crash_reason.clone(),
             })
             .collect())
     }

@@ -175,6 +175,11 @@ pub trait Scheduler: Send + Sync + 'static {
     /// The instances the scheduler knows for `id`, sorted by index, each with a
     /// distinct index below the desired count. An instance is
     /// [`crate::model::InstanceState::Running`] only once its health check passes.
+    /// Each carries its crashes, as Diego's ActualLRP does (CC shows them):
+    /// after an instance crashed, its `crash_count` is at least 1 and its
+    /// `crash_reason` describes the exit (the crash event's
+    /// `exit_description`), also once it runs again; an instance that never
+    /// crashed has `0` and an empty reason (kit: `crashes_are_counted`).
     ///
     /// Errors: [`Error::NotFound`] when `id` is not desired.
     async fn instances(&self, id: &LrpId) -> Result<Vec<Instance>, Error>;

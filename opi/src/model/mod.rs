@@ -296,6 +296,13 @@ pub struct Instance {
     pub state: InstanceState,
     /// Why it is not placed (for `Unclaimed`), else empty.
     pub placement_error: String,
+    /// How often this instance crashed (Diego's ActualLRP `crash_count`; a
+    /// backend may start counting anew after a long healthy run or a
+    /// restart asked for by CC, as Diego does).
+    pub crash_count: u32,
+    /// The description of its last crash (Diego's `crash_reason`, the
+    /// crash event's `exit_description`), empty when it never crashed.
+    pub crash_reason: String,
 }
 
 /// A validated one-off task.

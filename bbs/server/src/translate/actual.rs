@@ -6,7 +6,7 @@
 //! only where the BBS fills them — an instance key for a `CLAIMED` or
 //! `RUNNING` instance, net info for a `RUNNING` one whose endpoints are
 //! known. Presence is always `ORDINARY` (no evacuation on Cube); crash count
-//! and reason are not known to OPI and stay `0`/`""`.
+//! and reason are the backend's (`0`/`""` for an instance that never crashed).
 
 use bbs_models::actual_lrp::{OptionalRoutable, Presence};
 use bbs_models::actual_lrp_net_info::PreferredAddress;
@@ -74,8 +74,8 @@ fn actual_lrp(
         } else {
             ActualLrpNetInfo::default()
         }),
-        crash_count: 0,
-        crash_reason: String::new(),
+        crash_count: i32::try_from(instance.crash_count).unwrap_or(i32::MAX),
+        crash_reason: instance.crash_reason.clone(),
         state: instance.state.as_str().to_owned(),
         placement_error: instance.placement_error.clone(),
         since: instance.since,
@@ -153,6 +153,8 @@ mod tests {
             since: 1_700_000_000_000_000_000 + i64::from(index),
             state,
             placement_error: String::new(),
+            crash_count: 0,
+            crash_reason: String::new(),
         }
     }
 
@@ -258,6 +260,29 @@ mod tests {
         assert_eq!(
             actual[0].actual_lrp_net_info,
             Some(ActualLrpNetInfo::default())
+        );
+    }
+
+    #[test]
+    fn actual_lrps_carry_the_instances_crash_count_and_reason() {
+        let lrp = lrp();
+        let mut crashed = instance(0, InstanceState::Crashed);
+        crashed.crash_count = 3;
+        crashed.crash_reason = "APP/PROC/WEB: Exited with status 1".into();
+        let mut recovered = instance(1, InstanceState::Running);
+        recovered.crash_count = 1;
+        recovered.crash_reason = "exited with status 137".into();
+        let actual = actual_lrps(&lrp, &[crashed, recovered], &[]);
+        let got: Vec<(i32, &str)> = actual
+            .iter()
+            .map(|a| (a.crash_count, a.crash_reason.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (3, "APP/PROC/WEB: Exited with status 1"),
+                (1, "exited with status 137")
+            ]
         );
     }
 

@@ -302,11 +302,14 @@ pub fn instance(pod: &PodRecord) -> Option<Instance> {
     }
     let index = pod.index?;
     let since_of = |c: Option<&Condition>| c.and_then(|c| c.since).unwrap_or(pod.created);
+    let (crash_count, crash_reason) = crashes(pod);
     let at = |state: InstanceState, since: i64| Instance {
         index,
         since,
         state,
         placement_error: String::new(),
+        crash_count,
+        crash_reason: crash_reason.clone(),
     };
 
     let scheduled = pod.scheduled.as_ref();
@@ -367,21 +370,53 @@ fn termination_key(t: &Termination, restart_count: i32) -> Box<str> {
         .unwrap_or_else(|| format!("restart-{restart_count}").into())
 }
 
-/// The newest non-zero termination of the app container, its key and the
-/// crash count it makes.
-fn latest_crash(pod: &PodRecord) -> Option<(&Termination, Box<str>, u32)> {
+/// The newest termination of the app container and the crash count it
+/// makes: restarts so far, plus one while it is still terminated.
+fn last_exit(pod: &PodRecord) -> Option<(&Termination, u32)> {
     let app = pod.app.as_ref()?;
     let restarts = u32::try_from(app.restart_count).unwrap_or(0);
     let current = app.terminated.as_deref().map(|t| (t, restarts + 1));
     let previous = app.last_terminated.as_deref().map(|t| (t, restarts));
-    let (terminated, count) = current.or(previous)?;
+    current.or(previous).map(|(t, count)| (t, count.max(1)))
+}
+
+/// The newest non-zero termination of the app container, its key and the
+/// crash count it makes.
+fn latest_crash(pod: &PodRecord) -> Option<(&Termination, Box<str>, u32)> {
+    let restart_count = pod.app.as_ref()?.restart_count;
+    let (terminated, count) = last_exit(pod)?;
     (terminated.exit_code != 0).then(|| {
         (
             terminated,
-            termination_key(terminated, app.restart_count),
-            count.max(1),
+            termination_key(terminated, restart_count),
+            count,
         )
     })
+}
+
+/// What CC shows of a termination: the kubelet's message, else the exit status.
+fn exit_description(terminated: &Termination) -> String {
+    terminated
+        .message
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .map_or_else(
+            || format!("exited with status {}", terminated.exit_code),
+            str::to_owned,
+        )
+}
+
+/// The instance's crash count and reason: the app container's restarts
+/// (plus one while it is terminated) and the description of its last
+/// non-zero termination; `0` and empty for a container that never crashed.
+fn crashes(pod: &PodRecord) -> (u32, String) {
+    match latest_crash(pod) {
+        Some((terminated, _, count)) => (count, exit_description(terminated)),
+        None => {
+            let restarts = pod.app.as_ref().map_or(0, |app| app.restart_count);
+            (u32::try_from(restarts).unwrap_or(0), String::new())
+        }
+    }
 }
 
 /// Looks at a new state of a pod. Returns what to remember and, when the app
@@ -427,14 +462,7 @@ pub fn observe(
             .unwrap_or("CRASHED")
             .to_owned(),
         exit_status: terminated.exit_code,
-        exit_description: terminated
-            .message
-            .as_deref()
-            .filter(|m| !m.is_empty())
-            .map_or_else(
-                || format!("exited with status {}", terminated.exit_code),
-                str::to_owned,
-            ),
+        exit_description: exit_description(terminated),
         crash_count,
         crash_timestamp: terminated.finished_at.unwrap_or_else(now_unix_nanos),
     };

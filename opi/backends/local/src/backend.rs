@@ -412,6 +412,8 @@ impl Scheduler for LocalScheduler {
                     since: status.since,
                     state: status.state,
                     placement_error: status.placement_error,
+                    crash_count: status.crash_count,
+                    crash_reason: status.crash_reason,
                 }
             })
             .collect())

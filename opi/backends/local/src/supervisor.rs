@@ -49,6 +49,10 @@ pub(crate) struct Status {
     pub port: Option<u16>,
     /// This incarnation's `CF_INSTANCE_GUID` (empty before the first launch).
     pub instance_guid: String,
+    /// Crashes counted by the restart policy (reset as it resets).
+    pub crash_count: u32,
+    /// The exit description of the last crash counted, else empty.
+    pub crash_reason: String,
 }
 
 /// A running supervisor.
@@ -68,6 +72,8 @@ impl InstanceHandle {
             placement_error: String::new(),
             port: None,
             instance_guid: String::new(),
+            crash_count: 0,
+            crash_reason: String::new(),
         }));
         let restart = Arc::new(Notify::new());
         let stop = CancellationToken::new();
@@ -126,6 +132,14 @@ impl Tracker<'_> {
             status.placement_error = placement_error;
         }
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Records the restart policy's crash count and the last crash's
+    /// description (`0` and empty when the policy starts counting anew).
+    fn crashes(&self, crash_count: u32, crash_reason: &str) {
+        let mut status = lock(self.status);
+        status.crash_count = crash_count;
+        crash_reason.clone_into(&mut status.crash_reason);
     }
 
     /// Records the guid of a new incarnation (no state change by itself).
@@ -205,7 +219,13 @@ async fn supervise(
         };
         match outcome {
             Outcome::Stopped => return,
-            Outcome::Restart => continue,
+            Outcome::Restart => {
+                // CC replaced the instance: Diego starts a new ActualLRP,
+                // whose crash count starts at 0.
+                crash_count = 0;
+                tracker.crashes(0, "");
+                continue;
+            }
             Outcome::Crashed {
                 exit_status,
                 reason,
@@ -217,6 +237,7 @@ async fn supervise(
                 }
                 crash_count += 1;
                 tracing::warn!(instance = %name, exit_status, %description, crash_count, "instance crashed");
+                tracker.crashes(crash_count, &description);
                 tracker.set(InstanceState::Crashed, None, String::new());
                 spec.events.publish(Event::Crashed(CrashEvent {
                     id: spec.lrp.id.clone(),
@@ -238,7 +259,10 @@ async fn supervise(
                 };
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    () = restart.notified() => crash_count = 0,
+                    () = restart.notified() => {
+                        crash_count = 0;
+                        tracker.crashes(0, "");
+                    }
                     () = wait => {}
                 }
             }

@@ -48,6 +48,8 @@ pub fn instances(actuals: &[proto::ActualLrp], desired: u32) -> Vec<Instance> {
             since: lrp.since,
             state: state(&lrp.state),
             placement_error: lrp.placement_error.clone(),
+            crash_count: u32::try_from(lrp.crash_count).unwrap_or(0),
+            crash_reason: lrp.crash_reason.clone(),
         })
         .collect()
 }
@@ -118,13 +120,16 @@ mod tests {
     fn maps_states_and_prefers_the_ordinary_instance() {
         let mut unclaimed = actual(2, "UNCLAIMED", Presence::Ordinary);
         unclaimed.placement_error = "insufficient resources: memory".into();
+        let mut crashed = actual(3, "CRASHED", Presence::Ordinary);
+        crashed.crash_count = 4;
+        crashed.crash_reason = "APP/PROC/WEB: Exited with status 3".into();
         let got = instances(
             &[
                 actual(1, "RUNNING", Presence::Evacuating),
                 unclaimed,
                 actual(0, "RUNNING", Presence::Ordinary),
                 actual(1, "CLAIMED", Presence::Ordinary),
-                actual(3, "CRASHED", Presence::Ordinary),
+                crashed,
                 actual(5, "RUNNING", Presence::Ordinary),
             ],
             4,
@@ -141,6 +146,11 @@ mod tests {
         );
         assert_eq!(got[2].placement_error, "insufficient resources: memory");
         assert_eq!(got[0].since, 42);
+        assert_eq!(
+            (got[3].crash_count, got[3].crash_reason.as_str()),
+            (4, "APP/PROC/WEB: Exited with status 3")
+        );
+        assert_eq!((got[0].crash_count, got[0].crash_reason.as_str()), (0, ""));
         assert_eq!(state("SOMETHING"), InstanceState::Unknown);
     }
 

@@ -159,6 +159,32 @@ fn crash_looping_and_failed_containers_are_crashed() {
 }
 
 #[test]
+fn instances_carry_the_crash_count_and_the_last_crash_description() {
+    let up = instance(&rec(&with_container(pod(0), running(), None, 0))).expect("up");
+    assert_eq!((up.crash_count, up.crash_reason.as_str()), (0, ""));
+
+    let down = with_container(pod(0), terminated(3, 130, "c1"), None, 0);
+    let got = instance(&rec(&down)).expect("down");
+    assert_eq!(
+        (got.crash_count, got.crash_reason.as_str()),
+        (1, "exited with status 3")
+    );
+
+    // Restarted twice; the kubelet's message describes the last termination.
+    let mut last = terminated(137, 160, "c2");
+    if let Some(t) = last.terminated.as_mut() {
+        t.message = Some("memory limit exceeded".into());
+    }
+    let back = with_container(pod(0), running(), Some(last), 2);
+    let got = instance(&rec(&back)).expect("back");
+    assert_eq!(got.state, InstanceState::Claimed);
+    assert_eq!(
+        (got.crash_count, got.crash_reason.as_str()),
+        (2, "memory limit exceeded")
+    );
+}
+
+#[test]
 fn pods_being_deleted_are_not_instances() {
     let mut pod = pod(0);
     pod.metadata.deletion_timestamp = Some(time(200));
