@@ -17,6 +17,7 @@ const SCENARIOS: &[&str] = &[
     "registry-pull",
     "watch-memory",
     "access",
+    "bbs-desire",
 ];
 
 /// Cube's benchmarks.
@@ -25,7 +26,7 @@ const SCENARIOS: &[&str] = &[
 struct Cli {
     /// A scenario, or `all`.
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(
-        ["all", "opi-desire", "sink-converge", "droplet-import", "registry-pull", "watch-memory", "access"]
+        ["all", "opi-desire", "sink-converge", "droplet-import", "registry-pull", "watch-memory", "access", "bbs-desire"]
     ))]
     scenario: String,
 }
@@ -38,6 +39,7 @@ async fn run(scenario: &str) -> anyhow::Result<()> {
         "registry-pull" => scenarios::registry_pull::run().await,
         "watch-memory" => scenarios::watch_memory::run().await,
         "access" => scenarios::access::run().await,
+        "bbs-desire" => scenarios::bbs_desire::run().await,
         other => anyhow::bail!("unknown scenario {other}"),
     }
 }

@@ -1,6 +1,7 @@
 //! One module per scenario.
 
 pub mod access;
+pub mod bbs_desire;
 pub mod droplet_import;
 pub mod fake_cluster;
 pub mod opi_desire;

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 
 use crate::harness::{
-    DropletWriter, Latencies, Proc, Row, client, cube_binary, fill_random, free_port, latencies,
-    ms, own_cpu, proc_cpu, report, workspace_root,
+    DropletWriter, Latencies, Proc, RawClient, Row, client, cube_binary, fill_random, free_port,
+    latencies, ms, own_cpu, proc_cpu, report, workspace_root,
 };
 
 const CONCURRENCY: usize = 64;
@@ -121,79 +121,6 @@ const BLOB_PARALLEL: usize = 4;
 const BLOB_PULLS: usize = 4;
 /// Rounds per side, alternating between the sides.
 const BLOB_ROUNDS: usize = 7;
-
-/// The load generator for both registries: plain HTTP/1.1 GETs on one
-/// kept-alive connection, reading each body into one reused 1 MiB buffer and
-/// checking its length against `Content-Length`. It does as little per request
-/// and per byte as a client can (as `wrk` does), so the two shared cores go to
-/// the servers being compared rather than to the client. A general-purpose
-/// client (reqwest: 15–22 µs of CPU per manifest GET here, a fresh buffer per
-/// body chunk) used most of the machine and set the latencies itself.
-struct RawClient {
-    stream: tokio::net::TcpStream,
-    host: String,
-    buf: Vec<u8>,
-}
-
-impl RawClient {
-    async fn connect(url: &reqwest::Url) -> anyhow::Result<Self> {
-        let addr = *url
-            .socket_addrs(|| None)?
-            .first()
-            .context("URL has no address")?;
-        let stream = tokio::net::TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(Self {
-            stream,
-            host: format!("{}:{}", addr.ip(), addr.port()),
-            buf: vec![0; 1 << 20],
-        })
-    }
-
-    /// GETs `path` (200 expected) and reads the whole body: its length.
-    async fn get(&mut self, path: &str, accept: Option<&str>) -> anyhow::Result<u64> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let accept = accept
-            .map(|a| format!("Accept: {a}\r\n"))
-            .unwrap_or_default();
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n{accept}\r\n", self.host);
-        self.stream.write_all(request.as_bytes()).await?;
-        // The head, and whatever part of the body came with it.
-        let mut filled = 0;
-        let head_end = loop {
-            let n = self.stream.read(&mut self.buf[filled..]).await?;
-            ensure!(n > 0, "connection closed before the response head");
-            filled += n;
-            if let Some(i) = self.buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") {
-                break i + 4;
-            }
-            ensure!(filled < 64 * 1024, "response head over 64 KiB");
-        };
-        let head = std::str::from_utf8(&self.buf[..head_end])?;
-        let status = head.split(' ').nth(1).unwrap_or_default();
-        ensure!(status == "200", "GET {path} answered {status}");
-        let length: u64 = head
-            .lines()
-            .find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .context("response without Content-Length")?;
-        let mut read = (filled - head_end) as u64;
-        while read < length {
-            let want = (length - read).min(self.buf.len() as u64) as usize;
-            let n = self.stream.read(&mut self.buf[..want]).await?;
-            ensure!(
-                n > 0,
-                "connection closed {read} bytes into a {length}-byte body"
-            );
-            read += n as u64;
-        }
-        ensure!(read == length, "body longer than its Content-Length");
-        Ok(read)
-    }
-}
 
 /// One round: `BLOB_PARALLEL` pullers each pull the blob `BLOB_PULLS` times;
 /// bytes / wall time in GB/s.
