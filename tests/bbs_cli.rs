@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::Running;
 use std::time::Duration;
 
 use bbs_models::{
@@ -14,19 +17,6 @@ use bbs_models::{
 };
 use prost::Message;
 use testkit::access::{CA_PEM, SERVICE_RSA_CERT_PEM, SERVICE_RSA_KEY_PEM, write_pki};
-
-struct Running {
-    child: Child,
-    api: String,
-    admin: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn command(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_cube"));
@@ -42,27 +32,7 @@ fn command(args: &[&str]) -> Command {
 /// Starts `cube bbs <args>` and reads the bound addresses from its
 /// "cube bbs started" log line.
 fn start(args: &[&str]) -> Running {
-    let mut child = command(args).spawn().expect("cube starts");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    for _ in 0..50 {
-        let Some(Ok(line)) = lines.next() else { break };
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-            seen.push(line);
-            continue;
-        };
-        if entry["message"] == "cube bbs started" {
-            let api = entry["api"].as_str().unwrap().to_owned();
-            let admin = entry["admin"].as_str().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Running { child, api, admin };
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("cube bbs did not start; stderr:\n{}", seen.join("\n"));
+    common::start_service(command(args), "cube bbs started")
 }
 
 async fn post<A: Message + Default>(

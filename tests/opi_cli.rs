@@ -4,23 +4,9 @@
 
 mod common;
 
-use common::opi_fixture;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use common::{Running, opi_fixture};
+use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Running {
-    child: Child,
-    api: String,
-    admin: String,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Starts `cube <args>` with JSON logs and reads the bound addresses from its
 /// "cube opi started" log line.
@@ -34,27 +20,7 @@ fn start(args: &[&str], env: &[(&str, &str)]) -> Running {
     for (key, value) in env {
         command.env(key, value);
     }
-    let mut child = command.spawn().expect("cube starts");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    for _ in 0..50 {
-        let Some(Ok(line)) = lines.next() else { break };
-        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
-            seen.push(line);
-            continue;
-        };
-        if entry["message"] == "cube opi started" {
-            let api = entry["api"].as_str().unwrap().to_owned();
-            let admin = entry["admin"].as_str().unwrap().to_owned();
-            std::thread::spawn(move || for _ in lines {});
-            return Running { child, api, admin };
-        }
-        seen.push(line);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("cube opi did not start; stderr:\n{}", seen.join("\n"));
+    common::start_service(command, "cube opi started")
 }
 
 const GUID: &str = "a6f0a0a2-6b7b-4d8e-9a3f-4c2b1e0d9f11";

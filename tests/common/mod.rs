@@ -74,3 +74,48 @@ pub fn opi_fixture(name: &str) -> String {
     ))
     .unwrap()
 }
+
+/// A `cube` service a test started; killed when dropped.
+pub struct Running {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its API address, from its "started" log line.
+    pub api: String,
+    /// Its admin address, likewise.
+    pub admin: String,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Spawns `command` (which logs JSON to a piped stderr) and reads the bound
+/// addresses from its `started` log line (e.g. "cube opi started"); panics
+/// with what it printed when that line does not come.
+pub fn start_service(mut command: std::process::Command, started: &str) -> Running {
+    use std::io::{BufRead, BufReader};
+    let mut child = command.spawn().expect("cube starts");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    for _ in 0..50 {
+        let Some(Ok(line)) = lines.next() else { break };
+        let Ok(entry) = serde_json::from_str::<serde_json::Value>(&line) else {
+            seen.push(line);
+            continue;
+        };
+        if entry["message"] == started {
+            let api = entry["api"].as_str().unwrap().to_owned();
+            let admin = entry["admin"].as_str().unwrap().to_owned();
+            std::thread::spawn(move || for _ in lines {});
+            return Running { child, api, admin };
+        }
+        seen.push(line);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("{started:?} never logged; stderr:\n{}", seen.join("\n"));
+}
